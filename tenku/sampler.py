@@ -82,7 +82,8 @@ def sample(velocity: Callable[[torch.Tensor, float], torch.Tensor], noise: torch
         v = velocity(x, t)
         if method == "heun" and t_next > 0:
             # Trapezoid rule: average the slope here and at the Euler prediction (2 model calls per step).
-            v_next = velocity(x + dt * v, t_next)
+            x_pred = x + dt * v
+            v_next = velocity(x_pred if cond is None else cond.apply(x_pred), t_next)
             x = x + dt * 0.5 * (v + v_next)
         elif method == "multistep" and prev_v is not None:
             # Adams-Bashforth 2 on a non-uniform grid: second order for one model call per step.
