@@ -1,0 +1,166 @@
+"""Core benchmark: DiT training throughput against the machine's matmul peak and diffusers' Wan transformer,
+VAE encode/decode speed, and VAE decode peak memory for 2 s vs 60 s of video.
+
+    .venv/bin/python bench/core.py            # full table (a few minutes on 2 cores)
+    .venv/bin/python bench/core.py --quick    # smaller shapes, fewer repeats
+
+FLOPs are counted by torch.utils.flop_counter on one forward+backward (the same counter for both models),
+so "achieved FLOP/s" is counted FLOPs / measured time. Timings are medians of interleaved repeats: the
+ratios are what to read on a noisy machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from tenku.config import DiTConfig, preset
+from tenku.dit import DiT
+
+
+def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t0)
+    return 2 * n ** 3 / statistics.median(times)
+
+
+def tenku_step(cfg: DiTConfig, B: int, T: int, H: int, W: int, L: int = 12):
+    model = DiT(cfg)
+    for p in model.parameters():  # non-zero weights so every path does real work
+        torch.nn.init.normal_(p, std=0.02)
+    x, t = torch.randn(B, cfg.in_channels, T, H, W), torch.rand(B)
+    text, mask = torch.randn(B, L, cfg.text_dim), torch.ones(B, L, dtype=torch.bool)
+
+    def step():
+        model(x, t, text, mask).square().mean().backward()
+        model.zero_grad(set_to_none=True)
+
+    return step, model.num_tokens(T, H, W) * B
+
+
+def wan_step(cfg: DiTConfig, B: int, T: int, H: int, W: int, L: int = 12):
+    from diffusers import WanTransformer3DModel
+
+    model = WanTransformer3DModel(
+        patch_size=cfg.patch_size, num_attention_heads=cfg.num_heads, attention_head_dim=cfg.head_dim,
+        in_channels=cfg.in_channels, out_channels=cfg.out_channels, text_dim=cfg.text_dim, freq_dim=cfg.freq_dim,
+        ffn_dim=cfg.ffn_dim, num_layers=cfg.num_layers, cross_attn_norm=cfg.cross_attn_norm,
+        qk_norm="rms_norm_across_heads", eps=cfg.eps)
+    x, t = torch.randn(B, cfg.in_channels, T, H, W), torch.randint(0, 1000, (B,))
+    text = torch.randn(B, L, cfg.text_dim)
+
+    def step():
+        model(hidden_states=x, timestep=t, encoder_hidden_states=text, return_dict=False)[0].square().mean().backward()
+        model.zero_grad(set_to_none=True)
+
+    return step
+
+
+def count_flops(step) -> int:
+    with FlopCounterMode(display=False) as fc:
+        step()
+    return fc.get_total_flops()
+
+
+def time_interleaved(steps: dict, repeats: int) -> dict:
+    for s in steps.values():
+        s()  # warm-up
+    times = {k: [] for k in steps}
+    for _ in range(repeats):
+        for k, s in steps.items():
+            t0 = time.perf_counter()
+            s()
+            times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def dit_table(quick: bool):
+    B, T, H, W = (1, 2, 16, 16) if quick else (2, 4, 32, 32)
+    repeats = 2 if quick else 5
+    rows = []
+    peak = matmul_peak()
+    for name in ["world-s"]:
+        cfg = preset(name).dit
+        step_t, tokens = tenku_step(cfg, B, T, H, W)
+        step_w = wan_step(cfg, B, T, H, W)
+        flops_t, flops_w = count_flops(step_t), count_flops(step_w)
+        secs = time_interleaved({"tenku": step_t, "wan": step_w}, repeats)
+        peak = max(peak, matmul_peak())  # measured around the run, best of both
+        for label, f, s in (("tenku DiT", flops_t, secs["tenku"]), ("diffusers Wan", flops_w, secs["wan"])):
+            rows.append((f"{label} ({name})", tokens, s, tokens / s, f / s / 1e9, f / s / peak))
+    print(f"\nDiT forward+backward, fp32, {B}x{T}x{H}x{W} latents ({rows[0][1]} tokens/step), text 12 tokens")
+    print(f"plain {2048}x{2048} fp32 matmul peak: {peak / 1e9:.1f} GFLOP/s (same run)")
+    print(f"{'model':<28}{'s/step':>9}{'tokens/s':>11}{'GFLOP/s':>10}{'of peak':>9}")
+    for name, _, s, tps, gf, frac in rows:
+        print(f"{name:<28}{s:>9.3f}{tps:>11.0f}{gf:>10.1f}{frac:>9.0%}")
+    print(f"tenku / diffusers Wan speed ratio: {rows[1][2] / rows[0][2]:.2f}x")
+
+
+VAE_CHILD = r"""
+import json, resource, sys, time, torch
+from tenku.config import preset
+from tenku.vae import VideoVAE
+torch.manual_seed(0)
+vae = VideoVAE(preset("world-s").vae).eval()
+lat_frames, size = int(sys.argv[1]), int(sys.argv[2])
+z = torch.randn(1, vae.cfg.latent_channels, lat_frames, size // 8, size // 8)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+frames = 0
+t0 = time.perf_counter()
+with torch.inference_mode():
+    for chunk in vae.iter_decode(z):  # frames stream out; nothing accumulates
+        frames += chunk.shape[2]
+dt = time.perf_counter() - t0
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"frames": frames, "seconds": dt, "extra_mib": (peak - base) / 1024}))
+"""
+
+
+def vae_table(quick: bool):
+    from tenku.vae import VideoVAE
+
+    vae = VideoVAE(preset("world-s").vae).eval()
+    size, frames = 64, 17
+    video = torch.rand(1, 3, frames, size, size) * 2 - 1
+    with torch.inference_mode():
+        z = vae.encode(video).mode()
+        secs = time_interleaved({"encode": lambda: vae.encode(video), "decode": lambda: vae.decode(z)}, 2 if quick else 5)
+    print(f"\nVAE (world-s preset, {size}x{size}, {frames} frames, fp32, inference)")
+    print(f"{'op':<10}{'s/clip':>9}{'frames/s':>10}")
+    for k, s in secs.items():
+        print(f"{k:<10}{s:>9.3f}{frames / s:>10.1f}")
+    print("\nVAE decode peak working memory (streamed with iter_decode; separate process each, 8 fps)")
+    print(f"{'video':<8}{'frames':>8}{'seconds':>9}{'extra RSS MiB':>15}")
+    for seconds in (2, 60):
+        lat = 1 + (seconds * 8) // 4
+        out = subprocess.run([sys.executable, "-c", VAE_CHILD, str(lat), str(size)], capture_output=True, text=True, check=True)
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"{seconds:>4} s  {r['frames']:>8}{r['seconds']:>9.2f}{r['extra_mib']:>15.1f}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="smaller shapes and fewer repeats")
+    ap.add_argument("--only", choices=["dit", "vae"], help="run one table")
+    args = ap.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    if args.only in (None, "dit"):
+        dit_table(args.quick)
+    if args.only in (None, "vae"):
+        vae_table(args.quick)
+
+
+if __name__ == "__main__":
+    main()
