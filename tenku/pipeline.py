@@ -12,6 +12,7 @@ from . import flow
 from .checkpoint import load_model_config, load_state
 from .config import ModelConfig
 from .dit import DiT
+from .conditioning import Conditioner, Plan, check_frame_size, load_frames, valid_prefix
 from .sampler import SAMPLERS, Conditioning, GuidedVelocity, sample
 from .text import load_text_encoder
 from .vae import VideoVAE
@@ -36,7 +37,7 @@ def _nearest(value: int, valid: Callable[[int], bool], lo: int = 1) -> list[int]
 
 
 class Pipeline:
-    modes = {"text"}
+    modes = {"text", "image", "extend", "connect", "loop", "edit"}
 
     def __init__(self, cfg: ModelConfig, vae: VideoVAE, dit: DiT, text_encoder, device: str | torch.device = "cpu"):
         self.cfg, self.device = cfg, torch.device(device)
@@ -83,36 +84,142 @@ class Pipeline:
         return 1 + 4 * k
 
     # ---- generation
-    @torch.inference_mode()
-    def generate(self, prompt: str, frames: int | None = None, height: int | None = None, width: int | None = None,
-                 fps: float | None = None, steps: int | None = None, guidance: float | None = None,
-                 sampler: str | None = None, seed: int = 0,
-                 callback: Callable[[int, int], None] | None = None) -> Video:
-        """Generate one video. Unset options take the model's defaults (config.json "sample")."""
+    def _defaults(self, frames, height, width, fps, steps, guidance, sampler):
         d = self.cfg.sample
-        frames, height, width = frames or d.frames, height or d.height, width or d.width
-        fps, steps = fps or d.fps, steps or d.steps
-        guidance = d.guidance if guidance is None else guidance
         sampler = sampler or d.sampler
         if sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {sampler!r}; choose from {', '.join(SAMPLERS)}")
+        guidance = d.guidance if guidance is None else guidance
+        return frames, height or d.height, width or d.width, fps or d.fps, steps or d.steps, guidance, sampler
+
+    def encode_prompt(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
         if not isinstance(prompt, str) or not prompt.strip():
             raise ValueError("prompt must be a non-empty string")
-        T, h, w = self.check_size(frames, height, width)
+        text, mask = self.text_encoder.encode([prompt])
+        return text.to(self.device), mask.to(self.device)
 
-        # 1. Text.
-        text, text_mask = self.text_encoder.encode([prompt])
-        text, text_mask = text.to(self.device), text_mask.to(self.device)
-        # 2. Noise from the seed alone (CPU generator, so the same seed gives the same video on any device).
+    def sample_latents(self, prompt: str, latent_frames: int, h: int, w: int, steps: int, guidance: float,
+                       sampler: str, seed: int, plan: Plan | None = None, x_start: torch.Tensor | None = None,
+                       t_start: float = 1.0, callback=None) -> torch.Tensor:
+        """Run the sampler for one clip of latents (1, C, T', h, w); given frames in `plan` stay exact."""
+        text, text_mask = self.encode_prompt(prompt)
+        # Noise from the seed alone (CPU generator, so the same seed gives the same video on any device).
         g = torch.Generator().manual_seed(int(seed))
-        noise = torch.randn(1, self.cfg.vae.latent_channels, T, h, w, generator=g).to(self.device)
-        # 3. Integrate the flow.
-        shift = flow.shift_for_tokens(self.dit.num_tokens(T, h, w), self.cfg.flow)
-        velocity = GuidedVelocity(self.dit, text, text_mask, guidance)
-        z = sample(velocity, noise, steps, shift, sampler, callback=callback)  # (1, C, T', h, w)
-        # 4. Decode.
-        video = self.vae.decode(self.vae.denormalize(z))  # (1, 3, T, H, W)
-        return Video(tensor_to_frames(video[0]), fps)
+        noise = torch.randn(1, self.cfg.vae.latent_channels, latent_frames, h, w, generator=g).to(self.device)
+        if x_start is not None:  # editing: start part-way along the path from the given latents
+            noise = flow.interpolate(x_start, noise, torch.tensor([t_start], device=self.device))
+        cond = Conditioning(plan.given, plan.mask) if plan is not None and plan.mask is not None else None
+        shift = flow.shift_for_tokens(self.dit.num_tokens(latent_frames, h, w), self.cfg.flow)
+        velocity = GuidedVelocity(self.dit, text, text_mask, guidance, cond)
+        return sample(velocity, noise, steps, shift, sampler, cond=cond, t_start=t_start, callback=callback)
+
+    def decode_latents(self, z: torch.Tensor) -> torch.Tensor:
+        """(1, C, T', h, w) normalised latents -> (T, H, W, 3) uint8."""
+        return tensor_to_frames(self.vae.decode(self.vae.denormalize(z))[0])
+
+    @torch.inference_mode()
+    def generate(self, prompt: str, frames: int | None = None, height: int | None = None, width: int | None = None,
+                 fps: float | None = None, steps: int | None = None, guidance: float | None = None,
+                 sampler: str | None = None, seed: int = 0, callback: Callable[[int, int], None] | None = None,
+                 image=None, last_image=None, extend=None, direction: str = "forward", connect=None,
+                 loop: bool = False, edit=None, strength: float = 0.6) -> Video:
+        """Generate one video. Unset options take the model's defaults (config.json "sample").
+
+        Modes (inputs are file paths or uint8 frames (T, H, W, 3)); given frames are kept exactly:
+          image / last_image  first and/or last frame given; `frames` is the whole length
+          extend + direction  "forward": continue after the video; "backward": what came before it;
+                              `frames` new frames (rounded up to the 4-frame latent grid)
+          connect=(a, b)      a transition of `frames` new frames (rounded up likewise) so that a flows into b
+          loop                the clip, then a transition back into its first frame
+          edit + strength     re-generate a video from a new prompt, keeping layout and motion at low strength
+        Sizes default to the inputs' own size.
+        """
+        modes = [m for m, on in (("image", image is not None or last_image is not None), ("extend", extend is not None),
+                                 ("connect", connect is not None), ("loop", loop), ("edit", edit is not None)) if on]
+        if len(modes) > 1:
+            raise ValueError(f"choose one mode, got {' + '.join(modes)}")
+        inputs = {}
+        for name, src in (("image", image), ("last image", last_image), ("extend", extend), ("edit", edit)):
+            if src is not None:
+                inputs[name] = load_frames(src, name)
+        if connect is not None:
+            if len(connect) != 2:
+                raise ValueError("connect takes two videos (a, b)")
+            inputs["connect a"], inputs["connect b"] = (load_frames(c, n) for c, n in zip(connect, ("connect a", "connect b")))
+        if inputs:  # the inputs' size unless asked otherwise; all must agree
+            first = next(iter(inputs.values()))
+            height, width = height or first.shape[1], width or first.shape[2]
+        frames, height, width, fps, steps, guidance, sampler = self._defaults(
+            frames, height, width, fps, steps, guidance, sampler)
+        for name, f in inputs.items():
+            check_frame_size(f, height, width, name)
+        cond = Conditioner(self.vae, self.device)
+        args = dict(steps=steps, guidance=guidance, sampler=sampler, seed=seed, callback=callback)
+
+        if edit is not None:
+            if not 0.0 < strength <= 1.0:
+                raise ValueError(f"strength must be in (0, 1], got {strength}")
+            src = inputs["edit"][: valid_prefix(len(inputs["edit"]))]
+            T, h, w = self.check_size(len(src), height, width)
+            z = self.sample_latents(prompt, T, h, w, x_start=cond.encode(src), t_start=strength, **args)
+            return Video(self.decode_latents(z), fps)
+        if extend is not None or connect is not None:
+            if direction not in ("forward", "backward"):
+                raise ValueError(f"direction must be 'forward' or 'backward', got {direction!r}")
+            forward = connect is not None or direction == "forward"
+            backward = connect is not None or direction == "backward"
+            head_px = (inputs["connect a"] if connect is not None else inputs["extend"]) if forward else None
+            tail_px = (inputs["connect b"] if connect is not None else inputs["extend"]) if backward else None
+            return self._bridge(prompt, frames or self.cfg.sample.frames - 1, head_px, tail_px, height, width, fps, cond, args)
+
+        frames = frames or self.cfg.sample.frames
+        T, h, w = self.check_size(frames, height, width)
+        plan = None
+        if image is not None or last_image is not None:
+            img = inputs["image"][:1] if image is not None else None
+            last = inputs["last image"][-1:] if last_image is not None else None
+            plan = cond.plan(T, None if img is None else cond.encode(img),
+                             None if last is None else cond.tail_latents(last)[0], img, last)
+        z = self.sample_latents(prompt, T, h, w, plan=plan, **args)
+        out = self.decode_latents(z)
+        if plan is not None:
+            out = plan.assemble(out)
+        if loop:
+            # A transition from the clip's end back into its first frame, generated as a connection;
+            # the loop is the clip followed by the transition (its last frame flows into frame 0).
+            args["seed"] = seed + 1
+            bridge = self._bridge(prompt, max(4, frames // 2), out.numpy(), out.numpy(), height, width, fps, cond, args)
+            out = bridge.frames[: len(bridge.frames) - len(out)]
+        return Video(out, fps)
+
+    def _bridge(self, prompt, new, head_px, tail_px, height, width, fps, cond, args) -> Video:
+        """Generate `new` frames after head_px and/or before tail_px; the given videos are kept whole.
+
+        Latent layout: [head latents | m new | tail group latents]. Frames of the inputs that do not fill a
+        whole latent (head frames past its 1 + 4k prefix, tail frames before its last 4k) are generated
+        under them and replaced by the originals, so `new` is rounded up to fill the grid exactly.
+        """
+        if new < 1:
+            raise ValueError(f"ask for at least one new frame, got {new}")
+        head, n_head = cond.head_latents(head_px) if head_px is not None else (None, 0)
+        tail, n_tail = cond.tail_latents(tail_px) if tail_px is not None else (None, 0)
+        extra_head = len(head_px) - n_head if head_px is not None else 0  # given frames generated "under" new ones
+        extra_tail = len(tail_px) - n_tail if tail_px is not None else 0
+        free = extra_head + new + extra_tail  # pixel frames between the exact head and tail latents
+        if head is None:
+            free -= 1  # the first latent frame is a single frame
+        m = max(1, -(-free // 4))
+        T = (head.shape[2] if head is not None else 1) + m + (tail.shape[2] if tail is not None else 0)
+        total = 1 + 4 * (T - 1)
+        self.check_size(total, height, width)
+        h, w = height // self.cfg.vae.spatial_compression, width // self.cfg.vae.spatial_compression
+        plan = cond.plan(T, head, tail)
+        out = self.decode_latents(self.sample_latents(prompt, T, h, w, plan=plan, **args))  # (total, H, W, 3)
+        gen = out[n_head: total - n_tail]  # frames not covered by exact latents
+        gen = gen[extra_head: len(gen) - extra_tail]  # minus the inputs' leftovers, which are pasted back
+        parts = ([torch.from_numpy(head_px)] if head_px is not None else []) + [gen] + (
+            [torch.from_numpy(tail_px)] if tail_px is not None else [])
+        return Video(torch.cat(parts), fps)
 
 
 def load_pipeline(path: str | Path | None = None, device: str | torch.device = "cpu") -> Pipeline:
