@@ -20,8 +20,10 @@ class VAEConfig:
     num_res_blocks: int = 1
     spatial_compression: int = 8  # 4, 8 or 16
     temporal_compression: int = 4  # fixed by the 1 + 4k frame layout
-    # Which downsampling levels also halve time (two of them give 4x).
+    # Which downsampling levels also halve time (two of them give 4x): level i in this tuple means the
+    # step from level i - 1 into level i halves T; the decoder's matching upsampling step doubles it.
     temporal_down_levels: tuple[int, ...] = (1, 2)
+    mid_attention: bool = True  # per-frame self-attention at the lowest resolution (never across time)
 
     def __post_init__(self):
         self.channel_mult = tuple(self.channel_mult)
@@ -36,6 +38,14 @@ class VAEConfig:
                 f"channel_mult needs {levels + 1} entries for spatial_compression {self.spatial_compression},"
                 f" got {len(self.channel_mult)}"
             )
+        tdl = self.temporal_down_levels
+        if len(tdl) != 2 or len(set(tdl)) != 2 or not all(1 <= i <= levels for i in tdl):
+            raise ValueError(
+                f"temporal_down_levels must name 2 distinct levels in 1..{levels} (4x in time),"
+                f" got {self.temporal_down_levels}"
+            )
+        if self.latent_channels < 1 or self.base_channels < 1 or self.num_res_blocks < 1:
+            raise ValueError("latent_channels, base_channels and num_res_blocks must be >= 1")
 
 
 @dataclass
