@@ -14,29 +14,43 @@ FEATURES = ["tenku.world.cli", "tenku.worldbench.cli", "tenku.cache", "tenku.tra
 def cmd_generate(args) -> int:
     from tqdm import tqdm
 
+    from .long_video import generate_long, parse_storyboard
     from .pipeline import load_pipeline
 
     pipe = load_pipeline(args.model)
     d = pipe.cfg.sample
     fps = args.fps or d.fps
-    frames = args.frames
-    if args.seconds is not None:
-        frames = pipe.frames_for_seconds(args.seconds, fps)
-    frames = frames or d.frames
-    height, width = args.height or d.height, args.width or d.width
-    pipe.check_size(frames, height, width)  # fail before any work
-    out = Path(args.output or ("tenku.png" if frames == 1 else "tenku.mp4"))
-    if frames == 1 and out.suffix.lower() != ".png":
-        out = out.with_suffix(".png")
-    bar = tqdm(total=args.steps or d.steps, desc="sampling", unit="step", disable=args.quiet, file=sys.stderr)
+    frames = pipe.frames_for_seconds(args.seconds, fps) if args.seconds is not None else args.frames
+    given = any(x is not None for x in (args.image, args.last_image, args.extend, args.connect, args.edit))
+    storyboard = len(parse_storyboard(args.prompt)) > 1
+    bar = tqdm(desc="sampling", unit="step", disable=args.quiet, file=sys.stderr)
 
     def progress(step, total):
-        bar.total = total
+        if bar.total != total:
+            bar.reset(total)
         bar.update(step - bar.n)
 
-    video = pipe.generate(args.prompt, frames=frames, height=height, width=width, fps=fps, steps=args.steps,
-                          guidance=args.guidance, sampler=args.sampler, seed=args.seed, callback=progress)
+    # Long videos and storyboards slide a window over time; everything else is one clip.
+    if not given and (storyboard or (frames or d.frames) > d.max_frames):
+        seconds = args.seconds if args.seconds is not None else (frames or d.frames) / fps
+        out = Path(args.output or "tenku.mp4")
+        bar.set_description("windows")
+        generate_long(pipe, args.prompt, seconds, out, fps=fps, height=args.height, width=args.width,
+                      window=args.window or d.max_frames, history=args.history, seed=args.seed, steps=args.steps,
+                      guidance=args.guidance, sampler=args.sampler, callback=progress)
+        bar.close()
+        print(out)
+        return 0
+    if frames is not None and not given:
+        pipe.check_size(frames, args.height or d.height, args.width or d.width)  # fail before any work
+    video = pipe.generate(args.prompt, frames=frames, height=args.height, width=args.width, fps=fps, steps=args.steps,
+                          guidance=args.guidance, sampler=args.sampler, seed=args.seed, callback=progress,
+                          image=args.image, last_image=args.last_image, extend=args.extend, direction=args.direction,
+                          connect=args.connect, loop=args.loop, edit=args.edit, strength=args.strength)
     bar.close()
+    out = Path(args.output or ("tenku.png" if len(video.frames) == 1 else "tenku.mp4"))
+    if len(video.frames) == 1 and out.suffix.lower() != ".png":
+        out = out.with_suffix(".png")
     print(video.save(out))
     return 0
 
@@ -56,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     g = sub.add_parser("generate", help="generate a video (or an image with --frames 1) from a prompt")
-    g.add_argument("prompt", help="what the video shows")
+    g.add_argument("prompt", help="what the video shows; or a storyboard '0-5s: ...; 5-10s: ...' or a .json file")
     g.add_argument("-o", "--output", help="output file (.mp4, or .png for one frame); default tenku.mp4")
     n = g.add_mutually_exclusive_group()
     n.add_argument("--frames", type=int, help="frame count, 1 + 4k (1 = an image)")
@@ -69,6 +83,19 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--sampler", choices=SAMPLERS, help="ODE solver")
     g.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same video")
     g.add_argument("--model", help="model directory (default: the model shipped with Tenku)")
+    c = g.add_argument_group("conditioning (given frames are kept exactly)")
+    c.add_argument("--image", help="image-to-video: this image is the first frame")
+    c.add_argument("--last-image", help="this image is the last frame (with --image: interpolate between them)")
+    c.add_argument("--extend", metavar="VIDEO", help="continue this video; --frames/--seconds count the new part")
+    c.add_argument("--direction", choices=["forward", "backward"], default="forward",
+                   help="--extend after the video's end (forward) or before its start (backward)")
+    c.add_argument("--connect", nargs=2, metavar=("A", "B"), help="generate a transition so that video A flows into B")
+    c.add_argument("--loop", action="store_true", help="make the last frame flow into the first")
+    c.add_argument("--edit", metavar="VIDEO", help="re-generate this video from the prompt (SDEdit)")
+    c.add_argument("--strength", type=float, default=0.6, help="--edit: 0 keeps the video, 1 ignores it")
+    lg = g.add_argument_group("long video (longer than the model's max_frames, or a storyboard prompt)")
+    lg.add_argument("--window", type=int, help="frames per window (default: the model's max_frames)")
+    lg.add_argument("--history", type=int, default=5, help="frames each window continues from (1 + 4k)")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=cmd_generate)
 

@@ -96,6 +96,7 @@ class SampleConfig:
     """Generation defaults stored with a model."""
 
     frames: int = 17
+    max_frames: int = 33  # longest clip made in one piece; longer videos slide a window (long_video.py)
     height: int = 64
     width: int = 64
     fps: int = 8
