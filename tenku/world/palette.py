@@ -37,6 +37,7 @@ BACKGROUND_EXCLUDES: dict[str, frozenset[str]] = {
     "dark green": frozenset({"green"}),
 }
 # A texture alternates the background colour with a slightly brighter shade (still far from every object).
+MIN_BACKGROUND_DISTANCE = 110.0  # every allowed object colour is at least this far from its background
 TEXTURE_KINDS = ("checker", "stripes")
 TEXTURE_SHADE = 30
 
