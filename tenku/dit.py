@@ -35,8 +35,8 @@ def rope_axis_dims(head_dim: int) -> tuple[int, int, int]:
     return head_dim - 2 * hw, hw, hw
 
 
-def rope_cos_sin(grid: tuple[int, int, int], head_dim: int, theta: float, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """3D rotary tables for a (T', H', W') token grid: cos, sin of shape (N, head_dim / 2)."""
+def rope_freqs(grid: tuple[int, int, int], head_dim: int, theta: float, device) -> torch.Tensor:
+    """3D rotary table for a (T', H', W') token grid: unit complex numbers of shape (N, head_dim / 2)."""
     angles = []
     for axis, (n, d) in enumerate(zip(grid, rope_axis_dims(head_dim))):
         inv = 1.0 / theta ** (torch.arange(0, d, 2, device=device, dtype=torch.float64) / d)  # (d/2,)
@@ -45,15 +45,13 @@ def rope_cos_sin(grid: tuple[int, int, int], head_dim: int, theta: float, device
         shape[axis] = n
         angles.append(a.view(shape).expand(*grid, -1))  # (T', H', W', d/2)
     ang = torch.cat(angles, dim=-1).reshape(-1, head_dim // 2)  # (N, head_dim/2)
-    return ang.cos().float(), ang.sin().float()
+    return torch.polar(torch.ones_like(ang), ang).to(torch.complex64)
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate adjacent pairs (x[2i], x[2i+1]) as Wan's complex view does. x (B, heads, N, hd)."""
-    x2 = x.float().unflatten(-1, (-1, 2))  # (B, heads, N, hd/2, 2)
-    a, b = x2[..., 0], x2[..., 1]
-    out = torch.stack([a * cos - b * sin, a * sin + b * cos], dim=-1)  # (B, heads, N, hd/2, 2)
-    return out.flatten(-2).to(x.dtype)
+def apply_rope(x: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
+    """Rotate adjacent pairs (x[2i], x[2i+1]) as complex numbers, as Wan does. x (B, heads, N, hd)."""
+    xc = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)).contiguous())  # (B, heads, N, hd/2)
+    return torch.view_as_real(xc * freqs).flatten(-2).to(x.dtype)
 
 
 # ----------------------------------------------------------------------------- layers
@@ -96,7 +94,7 @@ class Attention(nn.Module):
         q, k = self.norm_q(q), self.norm_k(k)
         q, k, v = (z.unflatten(-1, (self.num_heads, -1)).transpose(1, 2) for z in (q, k, v))  # (B, heads, *, hd)
         if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+            q, k = apply_rope(q, rope), apply_rope(k, rope)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, heads, N, hd)
         return self.o(out.transpose(1, 2).reshape(B, N, D))
 
@@ -122,7 +120,7 @@ class Block(nn.Module):
         shift1, scale1, gate1, shift2, scale2, gate2 = e.unbind(2)  # each (B, F, 1, D)
 
         def modulate(h, shift, scale):
-            return (h.view(B, frames, -1, D) * (1 + scale) + shift).view(B, N, D)
+            return torch.addcmul(shift, h.view(B, frames, -1, D), 1 + scale).view(B, N, D)
 
         def gated(h, gate):
             return (h.view(B, frames, -1, D) * gate).view(B, N, D)
@@ -217,7 +215,7 @@ class DiT(nn.Module):
     def rope(self, grid, device):
         key = (grid, str(device))
         if key not in self._rope_cache:
-            self._rope_cache = {key: rope_cos_sin(grid, self.cfg.head_dim, self.cfg.rope_theta, device)}
+            self._rope_cache = {key: rope_freqs(grid, self.cfg.head_dim, self.cfg.rope_theta, device)}
         return self._rope_cache[key]
 
     # ---- forward

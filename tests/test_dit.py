@@ -103,11 +103,11 @@ def test_gradient_checkpointing_same_gradients():
 
 def test_rope_is_relative_in_time():
     # Shifting every token by the same number of frames leaves attention scores unchanged.
-    from tenku.dit import apply_rope, rope_cos_sin
+    from tenku.dit import apply_rope, rope_freqs
 
-    cos, sin = rope_cos_sin((6, 1, 1), 12, 10000.0, "cpu")
+    f = rope_freqs((6, 1, 1), 12, 10000.0, "cpu")
     q, k = torch.randn(1, 1, 1, 12), torch.randn(1, 1, 1, 12)
-    s = lambda i, j: (apply_rope(q, cos[i:i + 1], sin[i:i + 1]) * apply_rope(k, cos[j:j + 1], sin[j:j + 1])).sum()
+    s = lambda i, j: (apply_rope(q, f[i:i + 1]) * apply_rope(k, f[j:j + 1])).sum()
     assert torch.allclose(s(0, 2), s(3, 5), atol=1e-5)
     assert not torch.allclose(s(0, 2), s(0, 4), atol=1e-4)
 
