@@ -8,8 +8,8 @@ step together). With drop_last=False each bucket's last, short batch is kept and
 by repeating its first batches instead of cut (like torch's DistributedSampler): every sample is seen, and a
 few batches are seen twice.
 
-Resume: `state_dict()` holds the epoch and the position (batches this rank has taken in this epoch);
-after `load_state_dict`, `__iter__` continues with the next batch an uninterrupted run would have produced.
+Resume: `state_dict()` holds the epoch and the position (batches this rank has taken in this epoch; a
+finished epoch is saved as position 0 of the next); after `load_state_dict`, `__iter__` continues with the next batch an uninterrupted run would have produced.
 The position counts batches the sampler has *yielded*. A DataLoader with num_workers=0 asks for a batch only
 when the loop needs it, so that equals the batches consumed; with workers it prefetches ahead, so pass the
 number of batches the training loop has consumed in this epoch: `state_dict(consumed=n)`.
@@ -88,16 +88,18 @@ class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
     def set_epoch(self, epoch: int) -> None:
         """Go to `epoch` (its order depends only on (seed, epoch)), from its first batch.
 
-        Setting the epoch the sampler is already in keeps the position, so a loop that calls
-        `set_epoch(epoch)` right after `load_state_dict` still resumes mid-epoch.
+        Setting the epoch the sampler is already in, while it is part-way through it, keeps the position, so a
+        loop that calls `set_epoch(epoch)` right after `load_state_dict` still resumes mid-epoch.
         """
-        if int(epoch) != self.epoch:
+        if int(epoch) != self.epoch or not 0 < self.position < len(self):
             self.epoch, self.position = int(epoch), 0
 
     def state_dict(self, consumed: int | None = None) -> dict:
         """{"epoch", "position", "seed", "world_size", "batches"}; `consumed` overrides the position (see module doc)."""
-        position = self.position if consumed is None else int(consumed)
-        return {"epoch": self.epoch, "position": position, "seed": self.seed, "world_size": self.world_size,
+        epoch, position = self.epoch, self.position if consumed is None else int(consumed)
+        if position >= len(self):  # a finished epoch is saved as the start of the next one
+            epoch, position = epoch + 1, 0
+        return {"epoch": epoch, "position": position, "seed": self.seed, "world_size": self.world_size,
                 "batches": self._global_count()}
 
     def load_state_dict(self, d: dict) -> None:

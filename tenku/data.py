@@ -213,7 +213,7 @@ def frame_picks(n_source: int, source_fps: float | None, fps: float | None) -> n
     if not source_fps or not fps or abs(source_fps - fps) < 1e-6:
         return np.arange(n_source)
     step = source_fps / fps
-    count = math.floor((n_source - 1) / step + 1e-6) + 1
+    count = math.ceil(n_source / step - 1e-6)  # every j with floor(j * step) <= n_source - 1
     return np.floor(np.arange(count) * step + 1e-6).astype(np.int64)
 
 
