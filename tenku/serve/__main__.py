@@ -1,0 +1,7 @@
+"""`python -m tenku.serve [options]`, the same as `tenku serve [options]`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

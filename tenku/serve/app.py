@@ -1,0 +1,271 @@
+"""The HTTP API and web page over the job queue (FastAPI).
+
+    GET  /                       the web page (static/, no build step, nothing fetched from the internet)
+    GET  /v1/health              worker alive, queue counts
+    GET  /v1/limits              limits, supported modes, the model's defaults and size stride
+    POST /v1/jobs                create a job (multipart form; uploads in image/last_image/video/video_a/video_b)
+    GET  /v1/jobs                list jobs, newest first (?state=&limit=&offset=)
+    GET  /v1/jobs/{id}           state, progress (step/total), queue position, error, result URL
+    GET  /v1/jobs/{id}/result    the video (mp4) or image (png)
+    POST /v1/jobs/{id}/cancel    cancel a queued job, or a running one at its next sampler step
+
+Errors are JSON `{"detail": message, "limit": name}`: 401 (token), 404, 409 (wrong state), 413 (upload too
+big), 415 (upload type), 422 (a limit or the model's sizes), 429 (queue full).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import uuid
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Optional
+
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Query, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
+
+from .. import __version__
+from ..video_io import VideoReadError, read_video
+from .jobs import STATES, Conflict, JobStore, QueueFull, Worker
+from .limits import MODES, SUFFIX_TYPES, UPLOAD_FIELDS, UPLOAD_TYPES, InputError, Limits, check_mode_and_prompt, \
+    check_params, sample_defaults, stride, supported_modes
+
+STATIC = Path(__file__).parent / "static"
+log = logging.getLogger("tenku.serve")
+
+
+class Progress(BaseModel):
+    step: int
+    total: int
+
+
+class Job(BaseModel):
+    id: str
+    state: str  # queued | running | done | failed | cancelled
+    mode: str
+    prompt: str
+    params: dict
+    inputs: list[str]  # upload fields given
+    progress: Progress
+    position: Optional[int] = None  # jobs ahead (queued jobs only)
+    error: Optional[str] = None
+    cancel_requested: bool = False
+    created_at: float
+    started_at: Optional[float] = None
+    finished_at: Optional[float] = None
+    result_url: Optional[str] = None
+    media_type: Optional[str] = None  # video/mp4 or image/png
+    frames: Optional[int] = None
+
+
+class JobList(BaseModel):
+    jobs: list[Job]
+    counts: dict[str, int]
+
+
+def _job_view(store: JobStore, job: dict) -> Job:
+    params = {k: v for k, v in job["params"].items() if k != "prompt"}
+    done = job["state"] == "done"
+    return Job(id=job["id"], state=job["state"], mode=job["mode"], prompt=job["params"]["prompt"], params=params,
+               inputs=sorted(job["inputs"]), progress=Progress(step=job["step"], total=job["total"]),
+               position=store.position(job) if job["state"] == "queued" else None, error=job["error"],
+               cancel_requested=bool(job["cancel_requested"]), created_at=job["created_at"],
+               started_at=job["started_at"], finished_at=job["finished_at"],
+               result_url=f"/v1/jobs/{job['id']}/result" if done else None,
+               media_type=("image/png" if job["result"].endswith(".png") else "video/mp4") if done else None,
+               frames=job["frames_out"])
+
+
+def _error(status: int, message: str, limit: str | None = None, headers=None) -> JSONResponse:
+    return JSONResponse({"detail": message, "limit": limit}, status_code=status, headers=headers)
+
+
+def _store_upload(store: JobStore, limits: Limits, name: str, upload: UploadFile) -> tuple[str, tuple[int, int, int]]:
+    """Save one upload under a generated name and decode it; returns (stored name, (T, H, W))."""
+    ctype = (upload.content_type or "").split(";")[0].strip().lower()
+    suffix = UPLOAD_TYPES.get(ctype)
+    if suffix is None:  # browsers send application/octet-stream for some files: fall back to the suffix
+        client_suffix = Path(upload.filename or "").suffix.lower()
+        suffix = UPLOAD_TYPES.get(SUFFIX_TYPES.get(client_suffix, ""))
+    if suffix is None:
+        raise InputError(f"upload {name!r} has type {ctype or 'unknown'!r}; accepted: {', '.join(sorted(UPLOAD_TYPES))}",
+                         "upload_type", 415)
+    path = store.upload_path(uuid.uuid4().hex + suffix)
+    size = 0
+    try:
+        with open(path, "wb") as f:
+            while chunk := upload.file.read(1 << 20):
+                size += len(chunk)
+                if size > limits.max_upload_bytes:
+                    raise InputError(f"upload {name!r} is larger than {limits.max_upload_bytes} bytes",
+                                     "max_upload_bytes", 413)
+                f.write(chunk)
+        if size == 0:
+            raise InputError(f"upload {name!r} is empty", name)
+        try:
+            first, _ = read_video(path, max_frames=1)
+            if first.shape[1] > limits.max_height or first.shape[2] > limits.max_width:
+                raise InputError(f"upload {name!r} is {first.shape[2]}x{first.shape[1]}; the limit is "
+                                 f"{limits.max_width}x{limits.max_height}", "max_height")
+            frames, _ = read_video(path, max_frames=limits.max_input_frames + 1)
+        except VideoReadError:
+            raise InputError(f"upload {name!r} is not a decodable image or video", name) from None
+        return path.name, tuple(frames.shape[:3])
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def create_app(pipe, data_dir: str | Path, token: str | None = None, limits: Limits | None = None,
+               start_worker: bool = True) -> FastAPI:
+    """The server for one pipeline object (the real one, or a stand-in in tests) and one data directory."""
+    limits = limits or Limits()
+    store = JobStore(data_dir)
+    worker = Worker(store, pipe)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        store.lock()
+        recovered = store.recover()
+        if any(recovered.values()):
+            log.info("recovered after restart: %s", recovered)
+        if start_worker:
+            worker.start()
+        yield
+        worker.stop()
+        store.unlock()
+
+    # /docs and /redoc load their scripts from a CDN, so they are off; the schema is at /openapi.json.
+    app = FastAPI(title="Tenku", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+                  description="Text-to-video jobs on a persistent queue. See tenku/serve/app.py.")
+    app.state.store, app.state.worker, app.state.pipe, app.state.limits = store, worker, pipe, limits
+    bearer = HTTPBearer(auto_error=False)
+
+    def auth(creds: Optional[HTTPAuthorizationCredentials] = Depends(bearer)):
+        if token is None:
+            return
+        if creds is None or creds.scheme.lower() != "bearer" or not hmac.compare_digest(
+                creds.credentials.encode(), token.encode()):
+            raise InputError("missing or wrong bearer token (send 'Authorization: Bearer <token>')", "token", 401)
+
+    @app.exception_handler(InputError)
+    async def input_error(request: Request, e: InputError):
+        headers = {"WWW-Authenticate": "Bearer"} if e.status == 401 else None
+        return _error(e.status, e.message, e.limit, headers)
+
+    @app.middleware("http")
+    async def body_limit(request: Request, call_next):
+        # Refuse oversized requests before the multipart parser spools them to disk.
+        cap = limits.max_upload_bytes * len(UPLOAD_FIELDS) + (1 << 20)
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > cap:
+            return _error(413, f"request body is larger than {cap} bytes (max_upload_bytes per file is "
+                               f"{limits.max_upload_bytes})", "max_upload_bytes")
+        return await call_next(request)
+
+    api = APIRouter(prefix="/v1", dependencies=[Depends(auth)])
+
+    @api.get("/health")
+    def health():
+        return {"status": "ok" if worker.alive() or not start_worker else "worker stopped",
+                "worker_alive": worker.alive(), "running": worker.current, "counts": store.counts(),
+                "version": __version__}
+
+    @api.get("/limits")
+    def get_limits():
+        return {"limits": limits.to_dict(), "modes": list(MODES), "supported_modes": supported_modes(pipe),
+                "defaults": sample_defaults(pipe), "stride": stride(pipe), "upload_fields": list(UPLOAD_FIELDS),
+                "upload_types": sorted(UPLOAD_TYPES)}
+
+    @api.post("/jobs", status_code=201, response_model=Job)
+    def create_job(
+        prompt: str = Form(..., description="what the video shows"),
+        mode: str = Form("text", description="text | image | extend | connect | loop | edit"),
+        frames: Optional[int] = Form(None, description="frame count, 1 + 4k (new frames for extend/connect)"),
+        seconds: Optional[float] = Form(None, description="duration instead of frames"),
+        height: Optional[int] = Form(None), width: Optional[int] = Form(None), fps: Optional[float] = Form(None),
+        steps: Optional[int] = Form(None), guidance: Optional[float] = Form(None), seed: Optional[int] = Form(None),
+        sampler: Optional[str] = Form(None), direction: Optional[str] = Form(None, description="extend: forward | backward"),
+        strength: Optional[float] = Form(None, description="edit: 0 keeps the video, 1 ignores it"),
+        image: Optional[UploadFile] = File(None, description="image mode: the first frame"),
+        last_image: Optional[UploadFile] = File(None, description="image mode: the last frame"),
+        video: Optional[UploadFile] = File(None, description="extend / edit: the input video"),
+        video_a: Optional[UploadFile] = File(None, description="connect: the first video"),
+        video_b: Optional[UploadFile] = File(None, description="connect: the second video"),
+    ):
+        form = dict(prompt=prompt, mode=mode, frames=frames, seconds=seconds, height=height, width=width, fps=fps,
+                    steps=steps, guidance=guidance, seed=seed, sampler=sampler, direction=direction, strength=strength)
+        given = {k: u for k, u in dict(image=image, last_image=last_image, video=video, video_a=video_a,
+                                       video_b=video_b).items() if u is not None and (u.filename or u.size)}
+        check_mode_and_prompt(pipe, limits, form)  # cheap checks before reading any upload
+        if store.counts()["queued"] + store.counts()["running"] >= limits.max_queue:
+            raise InputError(f"the queue is full (max_queue is {limits.max_queue}); try again later", "max_queue", 429)
+        stored: dict[str, str] = {}
+        try:
+            shapes = {}
+            for name, up in given.items():
+                stored[name], shapes[name] = _store_upload(store, limits, name, up)
+            params = check_params(pipe, limits, form, shapes)
+            job = store.add(mode or "text", params, stored, limits.max_queue)
+        except QueueFull as e:
+            for n in stored.values():
+                store.upload_path(n).unlink(missing_ok=True)
+            raise InputError(str(e), "max_queue", 429) from None
+        except BaseException:
+            for n in stored.values():
+                store.upload_path(n).unlink(missing_ok=True)
+            raise
+        return _job_view(store, job)
+
+    @api.get("/jobs", response_model=JobList)
+    def list_jobs(state: Optional[str] = Query(None, description="only jobs in this state"),
+                  limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)):
+        if state is not None and state not in STATES:
+            raise InputError(f"unknown state {state!r}; choose from {', '.join(STATES)}", "state")
+        jobs = store.list(state, limit, offset)
+        return JobList(jobs=[_job_view(store, j) for j in jobs], counts=store.counts())
+
+    def _get(job_id: str) -> dict:
+        job = store.get(job_id)
+        if job is None:
+            raise InputError(f"no job {job_id!r}", "job", 404)
+        return job
+
+    @api.get("/jobs/{job_id}", response_model=Job)
+    def get_job(job_id: str):
+        return _job_view(store, _get(job_id))
+
+    @api.get("/jobs/{job_id}/result", response_class=FileResponse,
+             responses={200: {"content": {"video/mp4": {}, "image/png": {}}}})
+    def get_result(job_id: str):
+        job = _get(job_id)
+        if job["state"] != "done":
+            raise InputError(f"job {job_id} is {job['state']}; the result exists once it is done", "state", 409)
+        path = store.result_path(job)
+        if path is None or not path.is_file():
+            raise InputError(f"the result file of job {job_id} is missing from the data directory", "result", 404)
+        media = "image/png" if path.suffix == ".png" else "video/mp4"
+        return FileResponse(path, media_type=media, filename=f"tenku-{job_id}{path.suffix}",
+                            content_disposition_type="inline")
+
+    @api.post("/jobs/{job_id}/cancel", response_model=Job)
+    def cancel_job(job_id: str):
+        _get(job_id)
+        try:
+            job = store.request_cancel(job_id)
+        except Conflict as e:
+            raise InputError(str(e), "state", 409) from None
+        return _job_view(store, job)
+
+    app.include_router(api)
+
+    @app.get("/", include_in_schema=False)
+    def index():
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app

@@ -1,0 +1,74 @@
+"""The `tenku serve` sub-command: load the model once, then serve the web page and API with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_DATA_DIR = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "tenku" / "serve"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    p.add_argument("--port", type=int, default=7860, help="TCP port")
+    p.add_argument("--model", help="model directory (default: the model shipped with Tenku)")
+    p.add_argument("--device", default="cpu", help="torch device for the model")
+    p.add_argument("--data-dir", default=os.environ.get("TENKU_DATA_DIR", str(DEFAULT_DATA_DIR)),
+                   help="where jobs (SQLite) and media are kept; default $TENKU_DATA_DIR or %(default)s")
+    p.add_argument("--token", default=os.environ.get("TENKU_TOKEN"),
+                   help="require 'Authorization: Bearer TOKEN' on every API call (or set $TENKU_TOKEN)")
+    p.add_argument("--max-queue", type=int, help="most jobs queued or running at once")
+    p.add_argument("--max-upload-mb", type=float, help="largest upload, per file")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    # Test aid: serve the fast deterministic stand-in pipeline (tenku/serve/fake.py) instead of a model.
+    p.add_argument("--fake-pipeline", action="store_true", default=os.environ.get("TENKU_SERVE_FAKE") == "1",
+                   help=argparse.SUPPRESS)
+
+
+def cmd_serve(args) -> int:
+    import uvicorn
+
+    from .app import create_app
+    from .limits import Limits
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.fake_pipeline:
+        from .fake import FakePipeline
+
+        pipe = FakePipeline()
+    else:
+        from ..pipeline import load_pipeline
+
+        pipe = load_pipeline(args.model, args.device)
+    limits = Limits()
+    if args.max_queue is not None:
+        limits.max_queue = args.max_queue
+    if args.max_upload_mb is not None:
+        limits.max_upload_bytes = int(args.max_upload_mb * 1024 * 1024)
+    try:
+        loopback = ipaddress.ip_address(args.host).is_loopback
+    except ValueError:
+        loopback = args.host == "localhost"
+    if not loopback and not args.token:
+        print(f"tenku serve: warning: listening on {args.host} without --token; anyone who can reach it can"
+              " submit jobs", file=sys.stderr)
+    app = create_app(pipe, args.data_dir, token=args.token, limits=limits)
+    print(f"tenku serve: http://{args.host}:{args.port}/  (data: {args.data_dir})", file=sys.stderr, flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def register_cli(subparsers) -> None:
+    p = subparsers.add_parser("serve", help="web page and HTTP API over a persistent job queue")
+    add_arguments(p)
+    p.set_defaults(func=cmd_serve)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tenku.serve", description="Tenku web page and HTTP API.")
+    add_arguments(p)
+    return cmd_serve(p.parse_args(argv))
