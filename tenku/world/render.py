@@ -42,30 +42,53 @@ def _box_sdf(x, y, x0, x1, y0, y1):
     return np.sqrt(np.maximum(qx, 0) ** 2 + np.maximum(qy, 0) ** 2) + np.minimum(np.maximum(qx, qy), 0)
 
 
-def _pixel_grid(scene, height: int, width: int, sub: int = 1):
-    """World coordinates of (sub-)pixel centres: x (1, 1, W*sub), y (1, H*sub, 1); row 0 is the top."""
-    x = (np.arange(width * sub) + 0.5) / (width * sub) * scene.world_w
-    y = scene.world_h - (np.arange(height * sub) + 0.5) / (height * sub) * scene.world_h
-    return x[None, None, :].astype(np.float32), y[None, :, None].astype(np.float32)
+def _pixel_centres(n: int, sub: int = 1) -> np.ndarray:
+    """Centres of n pixels (or n * sub sub-pixels) along an axis, in pixel units."""
+    return ((np.arange(n * sub) + 0.5) / sub).astype(np.float32)
+
+
+def _odd_fraction(coords: np.ndarray, cell: float) -> np.ndarray:
+    """coords (T, N * s) world coordinates of sub-pixels -> (T, N): fraction in odd-numbered cells."""
+    s = TEXTURE_SUPERSAMPLE
+    odd = (np.floor(coords / cell) % 2).astype(np.float32)
+    return odd.reshape(odd.shape[0], -1, s).mean(-1)
 
 
 def _background(scene, times: np.ndarray, height: int, width: int) -> np.ndarray:
-    """(T, H, W, 3) float32 background for the given frame times."""
+    """(T, H, W, 3) float32 background for the given frame times. The texture is box-filtered on a
+    4x4 sub-pixel grid; a checker's odd cells cover ax (1 - ay) + (1 - ax) ay of a pixel, where ax, ay are
+    the odd fractions along each axis, so only 1D sub-sampling is needed."""
     bg = np.asarray(scene.background.rgb, np.float32)
+    img = np.empty((len(times), height, width, 3), np.float32)
+    img[:] = bg
     tex = scene.background.texture
     if not tex:
-        return np.broadcast_to(bg, (len(times), height, width, 3)).astype(np.float32)
-    s = TEXTURE_SUPERSAMPLE
-    x, y = _pixel_grid(scene, height, width, s)
-    cam = np.asarray(scene.camera, np.float32)
-    wx = x + cam[0] * times[:, None, None]  # (T, 1, W*s) world coordinates: the texture is fixed to the world
-    wy = y + cam[1] * times[:, None, None]  # (T, H*s, 1)
+        return img
+    upp = scene.world_h / height  # world units per pixel
     cell = float(tex.get("cell", 2.5))
-    cx, cy = np.floor(wx / cell).astype(np.int64), np.floor(wy / cell).astype(np.int64)
-    odd = (cx + cy) % 2 if tex["kind"] == "checker" else np.broadcast_to(cx % 2, cx.shape[:1] + (height * s, width * s))
-    odd = odd.reshape(len(times), height, s, width, s).mean(axis=(2, 4), dtype=np.float32)  # (T, H, W)
-    rgb2 = np.asarray(tex["rgb2"], np.float32)
-    return bg + odd[..., None] * (rgb2 - bg)  # (T, H, W, 3)
+    cam = np.asarray(scene.camera, np.float32)
+    wx = _pixel_centres(width, TEXTURE_SUPERSAMPLE)[None] * upp + cam[0] * times[:, None]  # (T, W*s) world x
+    wy = scene.world_h - _pixel_centres(height, TEXTURE_SUPERSAMPLE)[None] * upp + cam[1] * times[:, None]
+    ax = _odd_fraction(wx, cell)[:, None, :]  # (T, 1, W)
+    if tex["kind"] == "checker":
+        ay = _odd_fraction(wy, cell)[:, :, None]  # (T, H, 1)
+        odd = ax * (1 - ay) + (1 - ax) * ay  # (T, H, W)
+    else:
+        odd = np.broadcast_to(ax, (len(times), height, width))
+    img += odd[..., None] * (np.asarray(tex["rgb2"], np.float32) - bg)
+    return img  # (T, H, W, 3)
+
+
+def _window(x_lo, x_hi, y_lo, y_hi, scene, height: int, width: int):
+    """Pixel rows/columns that can touch the world box [x_lo, x_hi] x [y_lo, y_hi] (a 1-pixel margin keeps
+    every partially covered pixel inside). Returns (row slice, column slice, x centres, y centres)."""
+    ppu = height / scene.world_h
+    c0, c1 = max(0, int(np.floor(x_lo * ppu)) - 1), min(width, int(np.ceil(x_hi * ppu)) + 2)
+    r0 = max(0, int(np.floor((scene.world_h - y_hi) * ppu)) - 1)
+    r1 = min(height, int(np.ceil((scene.world_h - y_lo) * ppu)) + 2)
+    x = (np.arange(c0, max(c0, c1)) + 0.5).astype(np.float32) / ppu  # world x of pixel centres
+    y = scene.world_h - (np.arange(r0, max(r0, r1)) + 0.5).astype(np.float32) / ppu
+    return slice(r0, r1), slice(c0, c1), x, y
 
 
 def render(scene, height: int | None = None, width: int | None = None) -> np.ndarray:
@@ -76,18 +99,25 @@ def render(scene, height: int | None = None, width: int | None = None) -> np.nda
     if frames < 1:
         raise ValueError("scene has no states; build it with build_scene or sample_scene")
     ppu = height / scene.world_h  # pixels per world unit
-    x, y = _pixel_grid(scene, height, width)
     out = np.empty((frames, height, width, 3), np.uint8)
     for f0 in range(0, frames, FRAME_CHUNK):
         idx = np.arange(f0, min(f0 + FRAME_CHUNK, frames))
         img = _background(scene, idx / scene.fps, height, width)  # (t, H, W, 3)
         for k, o in enumerate(scene.objects):
-            cx = np.array([scene.states[i][k]["x"] for i in idx], np.float32)[:, None, None]  # (t, 1, 1)
-            cy = np.array([scene.states[i][k]["y"] for i in idx], np.float32)[:, None, None]
-            cover = np.clip(0.5 - shape_sdf(o.shape, x - cx, y - cy, o.radius) * ppu, 0, 1)  # (t, H, W)
-            img += cover[..., None] * (np.asarray(o.rgb, np.float32) - img)
+            cx = np.array([scene.states[i][k]["x"] for i in idx], np.float32)  # (t,)
+            cy = np.array([scene.states[i][k]["y"] for i in idx], np.float32)
+            r = o.radius  # every shape fits in the box centre +- radius
+            rows, cols, x, y = _window(cx.min() - r, cx.max() + r, cy.min() - r, cy.max() + r, scene, height, width)
+            if not len(x) or not len(y):
+                continue  # outside the frame in this chunk
+            dx, dy = x[None, None, :] - cx[:, None, None], y[None, :, None] - cy[:, None, None]  # (t, 1, w), (t, h, 1)
+            cover = np.clip(0.5 - shape_sdf(o.shape, dx, dy, r) * ppu, 0, 1)  # (t, h, w)
+            win = img[:, rows, cols]  # a view: blending writes into img
+            win += cover[..., None] * (np.asarray(o.rgb, np.float32) - win)
         for c in scene.occluders:
-            cover = np.clip(0.5 - _box_sdf(x, y, c.x0, c.x1, c.y0, c.y1) * ppu, 0, 1)[..., None]  # (1, H, W, 1)
-            img += cover * (np.asarray(c.rgb, np.float32) - img)
+            rows, cols, x, y = _window(c.x0, c.x1, c.y0, c.y1, scene, height, width)
+            cover = np.clip(0.5 - _box_sdf(x[None, :], y[:, None], c.x0, c.x1, c.y0, c.y1) * ppu, 0, 1)  # (h, w)
+            win = img[:, rows, cols]
+            win += cover[None, ..., None] * (np.asarray(c.rgb, np.float32) - win)
         out[idx] = np.clip(np.rint(img), 0, 255).astype(np.uint8)
     return out
