@@ -324,8 +324,10 @@ class VideoDataset(torch.utils.data.Dataset):
 
     `buckets[i]` is clip i's (frames, height, width) or None when it is skipped; `skipped` lists
     (path, reason) for every skip seen in this process (at probe time, and when a file turns out to be
-    truncated or unreadable in `__getitem__`). `probe=True` reads frame counts and sizes from the files'
-    metadata when the manifest lacks them (probe=False skips those clips instead).
+    truncated or unreadable in `__getitem__`). `probe=True` reads frame counts, sizes and frame rates from the
+    files' metadata when the manifest lacks them (filling the Clip objects in place; probe=False skips those
+    clips instead). When the manifest gives frames/height/width, its `fps` is taken as the file's own rate.
+    Items are deterministic (no random crops), so DataLoader workers need no seeding.
     Use with `tenku.buckets.BucketBatchSampler(dataset.buckets, ...)` and `collate_videos`.
     """
 
