@@ -46,13 +46,14 @@ class VideoWriter:
         self.frames_written = 0
 
     def _open(self, height: int, width: int):
-        self._container = av.open(str(self.path), "w")
+        # faststart puts the index first, so browsers can start playing before the whole file arrives.
+        self._container = av.open(str(self.path), "w", format="mp4", options={"movflags": "+faststart"})
         self._stream = self._container.add_stream("libx264", rate=Fraction(self.fps).limit_denominator(1001))
         self._stream.height = height + height % 2
         self._stream.width = width + width % 2
         self._stream.pix_fmt = "yuv420p"
-        # Low CRF keeps the exact colours that WorldBench reads back; movflags lets browsers start playback early.
-        self._stream.options = {"crf": str(self.crf), "preset": "medium", "movflags": "+faststart"}
+        # Low CRF keeps the exact colours that WorldBench reads back.
+        self._stream.options = {"crf": str(self.crf), "preset": "medium"}
 
     def write(self, frames) -> None:
         frames = _to_numpy(frames)  # (T, H, W, 3)
