@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from tenku.serve import Limits, create_app  # noqa: E402
 from tenku.serve.fake import FakePipeline  # noqa: E402
+from tenku.serve.jobs import JobStore  # noqa: E402
 from tenku.video_io import read_video, write_image, write_video  # noqa: E402
 
 
@@ -270,3 +271,10 @@ def test_page_uses_no_external_resources(client):
         assert client.get(asset).status_code == 200
     for text in [page, client.get("/static/app.js").text, client.get("/static/style.css").text]:
         assert "http://" not in text and "https://" not in text and "//cdn" not in text
+
+
+def test_data_dir_is_held_by_one_server(tmp_path):
+    with TestClient(create_app(FakePipeline(step_seconds=0), tmp_path / "d")):
+        with pytest.raises(RuntimeError, match="in use by another tenku serve process"):
+            JobStore(tmp_path / "d").lock()
+    JobStore(tmp_path / "d").lock()  # released at shutdown
