@@ -130,3 +130,21 @@ def full_state_dict(model: nn.Module, info: DistInfo, sharded: bool) -> dict[str
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
     return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+def check_replicas(model: nn.Module, info: DistInfo) -> str:
+    """DDP: raise if the ranks' weights differ (they must stay bit-identical). Returns this rank's checksum."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    digest = h.hexdigest()
+    if info.ddp:
+        mine = torch.tensor([int(digest[:15], 16)], dtype=torch.int64, device=info.device)
+        every = [torch.zeros_like(mine) for _ in range(info.world_size)]
+        dist.all_gather(every, mine)
+        if len({int(x) for x in every}) > 1:
+            raise RuntimeError(f"DDP replicas diverged: weight checksums per rank {[int(x) for x in every]}")
+    return digest

@@ -432,7 +432,7 @@ def train(cfg: TrainConfig, resume_run: bool = False, dataset=None, collate=None
                 m.latent_std.copy_(std)
 
     # 6. One loss for each task.
-    def dit_loss(batch) -> tuple[torch.Tensor, int, int]:
+    def dit_loss(batch) -> tuple[torch.Tensor, int, int, dict]:
         nonlocal text_encoder
         if "latent" in batch:
             x0 = batch["latent"].to(dev, non_blocking=True)  # (B, C, T', h, w) normalised latents
@@ -451,9 +451,9 @@ def train(cfg: TrainConfig, resume_run: bool = False, dataset=None, collate=None
         with autocast:
             loss = flow.training_loss(_TokenAware(net, model), x0, text, text_mask, mcfg.flow, cond_mask=cond,
                                       per_frame_t=cfg.per_frame_t, generator=generators["noise"])
-        return loss, B, B * model.num_tokens(T, h, w)
+        return loss, B, B * model.num_tokens(T, h, w), {}
 
-    def vae_loss(batch, step) -> tuple[torch.Tensor, int, int]:
+    def vae_loss(batch, step) -> tuple[torch.Tensor, int, int, dict]:
         from .vae_loss import hinge_g_loss, kl_loss, reconstruction_loss
 
         video = batch["video"].to(dev, non_blocking=True)  # (B, 3, T, H, W)
@@ -466,12 +466,13 @@ def train(cfg: TrainConfig, resume_run: bool = False, dataset=None, collate=None
                 loss = loss + cfg.adv_weight * hinge_g_loss(disc(recon))
                 disc.requires_grad_(True)
                 adv_inputs.update(real=video, fake=recon.detach())
-        return loss, video.shape[0], video.shape[0] * video.shape[2]
+        return loss, video.shape[0], video.shape[0] * video.shape[2], {"rec": parts["rec"].detach(), "l1": parts["l1"].detach()}
 
     adv_inputs: dict[str, torch.Tensor] = {}  # the last micro-batch's real and fake clips, for the D step
 
     # 7. The loop.
-    window = {"loss": torch.zeros((), device=dev), "n": 0, "samples": 0, "tokens": 0, "t0": time.perf_counter()}
+    window = {"loss": torch.zeros((), device=dev), "parts": {}, "n": 0, "samples": 0, "tokens": 0,
+                      "t0": time.perf_counter()}
     opt = optimizers["model"]
     for step in range(start + 1, cfg.steps + 1):
         lr = lr_at(step, cfg)
@@ -483,9 +484,11 @@ def train(cfg: TrainConfig, resume_run: bool = False, dataset=None, collate=None
             last = micro == cfg.grad_accum - 1
             sync = nullcontext() if last or not (info.ddp and cfg.strategy == "ddp") else net.no_sync()
             with sync:
-                loss, samples, tokens = dit_loss(batch) if cfg.task == "dit" else vae_loss(batch, step)
+                loss, samples, tokens, parts = dit_loss(batch) if cfg.task == "dit" else vae_loss(batch, step)
                 (loss / cfg.grad_accum).backward()
             window["loss"] += loss.detach() / cfg.grad_accum
+            for k, v in parts.items():
+                window["parts"][k] = window["parts"].get(k, 0.0) + v / cfg.grad_accum
             window["samples"] += samples
             window["tokens"] += tokens
         grad_norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip > 0 else None)
@@ -511,12 +514,15 @@ def train(cfg: TrainConfig, resume_run: bool = False, dataset=None, collate=None
             world = info.world_size
             scalars = {"loss": loss_mean, "lr": lr, "samples_per_s": window["samples"] * world / dt,
                        ("tokens_per_s" if cfg.task == "dit" else "frames_per_s"): window["tokens"] * world / dt}
+            for k, v in window["parts"].items():
+                scalars[k] = float(distributed.mean_across(info, v / window["n"]))
             if grad_norm is not None:
                 gn = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
                 scalars["grad_norm"] = float(gn)
             log(step, scalars, {"loss": f"{loss_mean:.4f}", "smp/s": f"{scalars['samples_per_s']:.1f}",
                                 **({"tok/s": f"{scalars['tokens_per_s']:.0f}"} if cfg.task == "dit" else {})})
-            window = {"loss": torch.zeros((), device=dev), "n": 0, "samples": 0, "tokens": 0, "t0": time.perf_counter()}
+            window = {"loss": torch.zeros((), device=dev), "parts": {}, "n": 0, "samples": 0, "tokens": 0,
+                      "t0": time.perf_counter()}
 
         # 7b. Held-out PSNR/SSIM (VAE), samples (DiT), checkpoints.
         if cfg.task == "vae" and val is not None and info.main and (
@@ -537,6 +543,10 @@ def train(cfg: TrainConfig, resume_run: bool = False, dataset=None, collate=None
     log.close()
 
     # 8. Export a model directory with the EMA weights (rank 0 writes; FSDP gathers first).
+    if not ranks.sharded:
+        digest = distributed.check_replicas(model, info)  # DDP: every rank must hold the same weights
+        if info.main:
+            save_json(run / "weights_checksum.json", {"model_sha256": digest, "world_size": info.world_size})
     final = distributed.full_state_dict(ema if ema is not None else model, info, ranks.sharded)
     out = run / "model"
     if info.main:
