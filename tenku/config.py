@@ -151,6 +151,11 @@ PRESETS: dict[str, ModelConfig] = {
         DiTConfig(dim=24, ffn_dim=48, num_layers=2, num_heads=2, freq_dim=32),
         sample=SampleConfig(frames=9, height=32, width=32, steps=4),
     ),
+    # The shipped default: small enough to train on a 2-core CPU in hours and to sample in seconds.
+    "world-xs": _model(
+        VAEConfig(latent_channels=8, base_channels=16, channel_mult=(1, 2, 4, 4)),
+        DiTConfig(dim=256, ffn_dim=1024, num_layers=8, num_heads=4),
+    ),
     "world-s": _model(
         VAEConfig(latent_channels=8, base_channels=32, channel_mult=(1, 2, 4, 4)),
         DiTConfig(dim=384, ffn_dim=1536, num_layers=12, num_heads=6),

@@ -64,7 +64,8 @@ class Clip:
 
     @property
     def is_image(self) -> bool:
-        return Path(self.video).suffix.lower() in IMAGE_SUFFIXES
+        """An image file, or a video file holding a single frame (Tenku World writes stills as 1-frame mp4s)."""
+        return Path(self.video).suffix.lower() in IMAGE_SUFFIXES or self.frames == 1
 
 
 _FLOATS = ("fps", "start", "end")

@@ -117,6 +117,7 @@ def test_bucket_frames_are_the_largest_that_fit():
     assert assign_bucket(clip(64, 64, frames=8), CFG)[0] == 5
     assert assign_bucket(clip(64, 64, frames=4), CFG) is None  # too short for a video bucket: not a still
     assert assign_bucket(clip(64, 64, frames=1, video="/x.png"), CFG)[0] == 1
+    assert assign_bucket(clip(64, 64, frames=1, video="/still.mp4"), CFG)[0] == 1  # a 1-frame video is a still
     # 20 frames at 8 fps resampled to 4 fps: 10 usable frames (every second one).
     assert assign_bucket(clip(64, 64, frames=20), BucketConfig(sizes=[(32, 32)], frames=[9, 17], fps=4))[0] == 9
     # start/end (seconds) cut the window: 1.0 .. 2.0 s at 8 fps = 8 frames.
