@@ -278,3 +278,14 @@ def test_data_dir_is_held_by_one_server(tmp_path):
         with pytest.raises(RuntimeError, match="in use by another tenku serve process"):
             JobStore(tmp_path / "d").lock()
     JobStore(tmp_path / "d").lock()  # released at shutdown
+
+
+def test_shutdown_puts_the_running_job_back_in_the_queue(tmp_path):
+    with TestClient(create_app(FakePipeline(step_seconds=0.05), tmp_path / "d")) as c:
+        running = c.post("/v1/jobs", data={"prompt": "a", "steps": 200}).json()["id"]
+        queued = c.post("/v1/jobs", data={"prompt": "b"}).json()["id"]
+        wait(c, running, states=("running",))
+    with TestClient(create_app(FakePipeline(step_seconds=0), tmp_path / "d", start_worker=False)) as c:
+        jobs = {j["id"]: j for j in c.get("/v1/jobs").json()["jobs"]}
+        assert jobs[running]["state"] == jobs[queued]["state"] == "queued"
+        assert (jobs[running]["position"], jobs[queued]["position"]) == (0, 1)

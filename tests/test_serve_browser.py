@@ -24,8 +24,9 @@ ARTIFACTS = Path(__file__).parent / "artifacts"
 
 
 @pytest.fixture
-def page(tmp_path):
-    app = create_app(FakePipeline(step_seconds=0.1), tmp_path / "data")
+def page(tmp_path, request):
+    token = getattr(request, "param", None)
+    app = create_app(FakePipeline(step_seconds=0.1), tmp_path / "data", token=token)
     with serve_in_thread(app) as base, sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1000, "height": 800})
@@ -81,3 +82,27 @@ def test_page_shows_why_input_is_refused_and_one_frame_as_image(page):
     # Upload fields follow the mode.
     page.select_option("#mode", "connect")
     assert page.is_visible("#video_a") and not page.is_visible("#image")
+
+
+def test_page_cancels_a_running_job(page):
+    page.wait_for_selector("#mode option[value=text]", state="attached")
+    page.fill("#prompt", "a long one")
+    page.fill("#steps", "100")
+    page.click("#submit")
+    page.wait_for_selector(".job[data-state=running] .cancel", timeout=15000)
+    page.click(".job .cancel")
+    page.wait_for_selector(".job[data-state=cancelled]", timeout=15000)
+    assert not page.is_visible(".job .cancel") and page.locator(".job video").count() == 0
+
+
+@pytest.mark.parametrize("page", ["s3cret"], indirect=True)
+def test_page_with_a_token_asks_for_it_and_plays_the_result(page):
+    page.wait_for_selector("#token-bar", state="visible")
+    page.fill("#token", "s3cret")
+    page.click("#token-save")
+    page.wait_for_selector("#mode option[value=text]", state="attached")
+    page.fill("#prompt", "with a token")
+    page.click("#submit")
+    page.wait_for_selector(".job[data-state=done] video", timeout=20000)
+    page.wait_for_function("() => document.querySelector('.job video').readyState >= 2", timeout=10000)
+    assert page.eval_on_selector(".job video", "v => v.src.startsWith('blob:') && v.error === null")
