@@ -1,6 +1,5 @@
 """HTTP API of `tenku serve` in process (FastAPI TestClient) with the fast stand-in pipeline."""
 
-import io
 import time
 
 import numpy as np

@@ -202,7 +202,8 @@ def create_app(pipe, data_dir: str | Path, token: str | None = None, limits: Lim
         given = {k: u for k, u in dict(image=image, last_image=last_image, video=video, video_a=video_a,
                                        video_b=video_b).items() if u is not None and (u.filename or u.size)}
         check_mode_and_prompt(pipe, limits, form)  # cheap checks before reading any upload
-        if store.counts()["queued"] + store.counts()["running"] >= limits.max_queue:
+        counts = store.counts()
+        if counts["queued"] + counts["running"] >= limits.max_queue:  # again, atomically, in store.add
             raise InputError(f"the queue is full (max_queue is {limits.max_queue}); try again later", "max_queue", 429)
         stored: dict[str, str] = {}
         try:
