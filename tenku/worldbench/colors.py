@@ -1,0 +1,54 @@
+"""WorldBench's vocabulary, read from Tenku World's palette (one source of truth for names and RGB values):
+object and occluder colours, shapes, size and speed labels, directions and gravity."""
+
+from __future__ import annotations
+
+import math
+
+from ..world import palette
+
+OBJECT_COLORS: dict[str, tuple[int, int, int]] = dict(palette.COLORS)
+OCCLUDER_COLORS: dict[str, tuple[int, int, int]] = dict(palette.OCCLUDERS)
+BACKGROUND_COLORS: dict[str, tuple[int, int, int]] = dict(palette.BACKGROUNDS)
+SHAPES: tuple[str, ...] = tuple(palette.SHAPES)
+DIRECTIONS: tuple[str, ...] = ("still",) + tuple(palette.DIRECTIONS)
+DIRECTION_VECTORS = dict(palette.DIRECTION_VECTORS)
+SIZES = dict(palette.SIZES)
+SPEEDS = dict(palette.SPEEDS)
+GRAVITY = palette.GRAVITY
+STILL_SPEED = 0.4  # world units / s: slower than this reads as "still" (the slowest world motion is 1.0; OOD 0.3)
+
+
+def _nearest_label(value: float, table: dict) -> str:
+    """The label whose [lo, hi] range is nearest to value (0 inside it). Out-of-range values keep the nearest
+    name, as the world's OOD split does."""
+    return min(table, key=lambda k: max(table[k][0] - value, 0.0, value - table[k][1]))
+
+
+def size_label(radius: float) -> str:
+    return _nearest_label(radius, SIZES)
+
+
+def speed_label(speed: float) -> str:
+    return _nearest_label(speed, SPEEDS)
+
+
+def speed_value(label: str) -> float:
+    """A typical speed for a label (the middle of its training range), for prompts that give only the word."""
+    lo, hi = SPEEDS[label]
+    return (lo + hi) / 2
+
+
+def direction_of(vx: float, vy: float, still: float = STILL_SPEED) -> str:
+    """The nearest of the 8 viewer-side directions, or "still" below `still` world units/s."""
+    if math.hypot(vx, vy) < still:
+        return "still"
+    sector = round(math.degrees(math.atan2(vy, vx)) / 45.0) % 8
+    return ("right", "up-right", "up", "up-left", "left", "down-left", "down", "down-right")[sector]
+
+
+def horizontal_sign(direction: str | None) -> int:
+    """+1 for a rightward direction, -1 for leftward, 0 otherwise."""
+    if not direction:
+        return 0
+    return 1 if "right" in direction else -1 if "left" in direction else 0

@@ -1,0 +1,350 @@
+"""Analytic object detection in a video: background, colour masks, components, per-frame detections, tracks.
+
+From the frames alone (no scene): the background is the mode colour of the frame border over the clip (plus a
+second, nearby mode for a checker/stripes texture). Every other pixel is explained as an alpha blend between a
+background colour and one palette colour (`colors.py`), which gives each pixel a colour label and a coverage
+`alpha`. Alpha-weighted moments of a connected component give a sub-pixel centroid and area (exact for the
+world's box-filtered edges, robust to H.264's soft edges and to blur); the shape is the ball/square/triangle
+template of the same area and centroid that fits the alpha mask best. Occluders (static bars, occluder-palette
+colours) are set apart and never counted as objects. Tracks link detections by colour, then nearest centroid.
+
+Coordinates follow docs/manifest.md: world units, x right, y up, the shorter side of the frame is 10 units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..world.render import shape_sdf
+from .colors import OBJECT_COLORS, OCCLUDER_COLORS, SHAPES, size_label
+
+FG_DISTANCE = 40.0  # RGB distance from every background colour above which a pixel is foreground
+MAX_RESIDUAL = 70.0  # a pixel further than this from every (background, colour) blend is unexplained
+ALPHA_PREFERENCE = 20.0  # RGB distance traded for full coverage when naming a pixel's colour
+CORE_ALPHA = 0.5  # component cores; the alpha of a 1-pixel ring around them is added for exact moments
+MIN_AREA_PX = 3.0  # smaller components are noise
+TEXTURE_MAX_DISTANCE = 90.0  # a second border mode this close to the first is a texture shade
+CLEAN_VISIBLE = 0.97  # detections with less of their area in view are clipped (edge or occluder)
+STATIC_IOU = 0.9  # an occluder mask barely changes over the clip
+
+
+@dataclass
+class Detection:
+    """One object in one frame. Positions and sizes in world units."""
+
+    color: str
+    x: float
+    y: float
+    area: float  # world units^2 (alpha-weighted)
+    shape: str  # best template (unreliable when clipped by the frame edge or an occluder)
+    touches_edge: bool
+    touches_occluder: bool
+
+    @property
+    def clipped(self) -> bool:
+        return self.touches_edge or self.touches_occluder
+
+
+@dataclass
+class Track:
+    """One object over the clip: per-frame detections (None where not seen)."""
+
+    color: str
+    dets: list  # list[Detection | None], one per frame
+
+    @property
+    def seen(self) -> np.ndarray:
+        return np.array([d is not None for d in self.dets])
+
+    @property
+    def clean(self) -> np.ndarray:
+        """Frames where the object is detected whole (centroid and area unbiased)."""
+        return np.array([d is not None and not d.clipped for d in self.dets])
+
+    def positions(self, clean_only: bool = True) -> np.ndarray:
+        """(T, 2) centroids, NaN where not seen (or clipped when clean_only)."""
+        ok = self.clean if clean_only else self.seen
+        return np.array([[d.x, d.y] if k else [np.nan, np.nan] for d, k in zip(self.dets, ok)])
+
+    @property
+    def shape(self) -> str | None:
+        """Majority template over clean frames (over all frames if the object is never whole)."""
+        votes = [d.shape for d, k in zip(self.dets, self.clean) if k] or [d.shape for d in self.dets if d]
+        return max(SHAPES, key=votes.count) if votes else None
+
+    def radii(self) -> np.ndarray:
+        """(T,) half-extent from each clean frame's area under the track's shape, NaN elsewhere."""
+        shape = self.shape or "ball"
+        return np.array([radius_from_area(shape, d.area) if k else np.nan for d, k in zip(self.dets, self.clean)])
+
+    @property
+    def radius(self) -> float:
+        r = self.radii()
+        if np.isfinite(r).any():
+            return float(np.nanmedian(r))
+        areas = [d.area for d in self.dets if d is not None]  # never whole: a lower bound
+        return radius_from_area(self.shape or "ball", max(areas)) if areas else float("nan")
+
+    @property
+    def size(self) -> str | None:
+        return size_label(self.radius) if np.isfinite(self.radius) else None
+
+    def velocities(self, fps: float) -> np.ndarray:
+        """(T, 2) velocity in world units/s: slope of a 5-frame linear fit (Savitzky-Golay, exact for constant
+        acceleration) where 5 clean frames are available, a central difference where only 3 are, else NaN."""
+        p = self.positions()  # (T, 2)
+        v = np.full_like(p, np.nan)
+        for i in range(len(p)):
+            if 2 <= i < len(p) - 2 and np.isfinite(p[i - 2:i + 3]).all():
+                v[i] = (2 * (p[i + 2] - p[i - 2]) + p[i + 1] - p[i - 1]) / 10 * fps
+            elif 1 <= i < len(p) - 1 and np.isfinite(p[[i - 1, i + 1]]).all():
+                v[i] = (p[i + 1] - p[i - 1]) / 2 * fps
+        return v
+
+
+@dataclass
+class ClipDetections:
+    """Everything detected in one clip."""
+
+    fps: float
+    height: int
+    width: int
+    world_w: float
+    world_h: float
+    background: list  # 1 or 2 RGB colours (2 with a texture)
+    occluders: list = field(default_factory=list)  # [{"color", "x0", "x1", "y0", "y1"}] world units
+    tracks: list = field(default_factory=list)
+    labels: np.ndarray | None = None  # (T, H, W) int: -1 background, else index into colour names
+    color_names: tuple = ()
+
+    @property
+    def frames(self) -> int:
+        return len(self.tracks[0].dets) if self.tracks else (0 if self.labels is None else len(self.labels))
+
+    def objects(self, min_frames: int | None = None) -> list[Track]:
+        """Tracks long enough to be objects (not a few noisy frames)."""
+        n = self.frames
+        min_frames = min_frames if min_frames is not None else max(1, min(3, n), int(0.15 * n))
+        return [t for t in self.tracks if t.seen.sum() >= min_frames]
+
+
+def radius_from_area(shape: str, area: float) -> float:
+    """Half-extent (circle radius, half side, circumradius) of a shape with this area."""
+    if shape == "ball":
+        return float(np.sqrt(area / np.pi))
+    if shape == "square":
+        return float(np.sqrt(area) / 2)
+    if shape == "triangle":
+        return float(np.sqrt(4 * area / (3 * np.sqrt(3))))
+    raise ValueError(f"unknown shape {shape!r}; choose from {SHAPES}")
+
+
+def world_size(height: int, width: int) -> tuple[float, float]:
+    return (10.0 * width / height, 10.0) if width >= height else (10.0, 10.0 * height / width)
+
+
+def estimate_background(frames: np.ndarray) -> list[np.ndarray]:
+    """Background colour(s): the mode of the frame border over the clip, plus a second mode close to it (a
+    texture's other shade). Borders are used because occluder bars can cover much of the interior."""
+    f = frames.astype(np.float32)
+    border = np.concatenate([f[:, 0].reshape(-1, 3), f[:, -1].reshape(-1, 3),
+                             f[:, :, 0].reshape(-1, 3), f[:, :, -1].reshape(-1, 3)])  # (N, 3)
+
+    def mode(px):
+        q = (px // 8).astype(np.int64)
+        keys = q[:, 0] * 1024 + q[:, 1] * 32 + q[:, 2]
+        vals, counts = np.unique(keys, return_counts=True)
+        key = vals[counts.argmax()]
+        centre = (np.array([key // 1024, key // 32 % 32, key % 32]) + 0.5) * 8
+        near = px[np.linalg.norm(px - centre, axis=1) < 20]
+        return near.mean(0) if len(near) else centre
+
+    first = mode(border)
+    dist = np.linalg.norm(border - first, axis=1)
+    rest = border[(dist > 20) & (dist < TEXTURE_MAX_DISTANCE)]
+    if len(rest) >= 0.1 * len(border):
+        second = mode(rest)
+        if (np.linalg.norm(border - second, axis=1) < 12).sum() >= 0.1 * len(border):
+            return [first, second]
+    return [first]
+
+
+def unmix(frames: np.ndarray, backgrounds, colors: np.ndarray):
+    """Explain every pixel as alpha * colour + (1 - alpha) * background.
+
+    Returns label (T, H, W) int (-1: background or unexplained), alpha (T, H, W, K) per colour against the
+    pixel's best background, and fg (T, H, W) bool.
+    """
+    p = frames.astype(np.float32)  # (T, H, W, 3)
+    bgs = np.stack([np.asarray(b, np.float32) for b in backgrounds])  # (B, 3)
+    d = p[..., None, :] - bgs  # (T, H, W, B, 3)
+    bg_dist = np.linalg.norm(d, axis=-1)  # (T, H, W, B)
+    fg = bg_dist.min(-1) > FG_DISTANCE  # (T, H, W)
+    cb = colors[None, :, :] - bgs[:, None, :]  # (B, K, 3)
+    a = np.einsum("thwbc,bkc->thwbk", d, cb) / (cb * cb).sum(-1)  # (T, H, W, B, K)
+    a = np.clip(a, 0.0, 1.0)
+    resid = np.linalg.norm(d[..., None, :] - a[..., None] * cb, axis=-1)  # (T, H, W, B, K)
+    best_b = resid.argmin(3)  # (T, H, W, K): the background that explains each colour best
+    resid_k = np.take_along_axis(resid, best_b[..., None, :], 3)[..., 0, :]  # (T, H, W, K)
+    alpha = np.take_along_axis(a, best_b[..., None, :], 3)[..., 0, :]  # (T, H, W, K)
+    # Greys are ambiguous (a white edge on black is silver at higher alpha): among blends that explain a pixel
+    # about equally well, prefer the one with more coverage.
+    label = (resid_k + ALPHA_PREFERENCE * (1 - alpha)).argmin(-1)  # (T, H, W)
+    ok = fg & (np.take_along_axis(resid_k, label[..., None], -1)[..., 0] < MAX_RESIDUAL)
+    return np.where(ok, label, -1), alpha, fg
+
+
+def connected_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """8-connected components of a 2D bool mask by min-label propagation (no scipy). Returns (labels with 0 for
+    background and 1..n, n)."""
+    h, w = mask.shape
+    big = h * w + 1
+    lab = np.where(mask, np.arange(1, h * w + 1).reshape(h, w), big)
+    while True:
+        pad = np.pad(lab, 1, constant_values=big)
+        nb = np.min([pad[1 + dy:1 + dy + h, 1 + dx:1 + dx + w] for dy in (-1, 0, 1) for dx in (-1, 0, 1)], axis=0)
+        new = np.where(mask, np.minimum(lab, nb), big)
+        if (new == lab).all():
+            break
+        lab = new
+    uniq, inv = np.unique(np.where(mask, lab, 0), return_inverse=True)
+    inv = inv.reshape(h, w)
+    return (inv if uniq[0] == 0 else inv + 1), len(uniq) - (1 if uniq[0] == 0 else 0)
+
+
+def _dilate(mask: np.ndarray, r: int = 1) -> np.ndarray:
+    h, w = mask.shape
+    pad = np.pad(mask, r)
+    return np.any([pad[r + dy:r + dy + h, r + dx:r + dx + w] for dy in range(-r, r + 1) for dx in range(-r, r + 1)], 0)
+
+
+def fit_shape(alpha: np.ndarray, cx: float, cy: float, area: float) -> str:
+    """The shape template (same area and centroid, pixel units, y down) closest in L1 to an alpha window."""
+    h, w = alpha.shape
+    xs, ys = np.arange(w) + 0.5 - cx, -(np.arange(h) + 0.5 - cy)  # y up, relative to the centroid
+    best, best_err = "ball", np.inf
+    for shape in SHAPES:
+        r = radius_from_area(shape, area)
+        cover = np.clip(0.5 - shape_sdf(shape, xs[None, :], ys[:, None], r), 0, 1)
+        err = np.abs(cover - alpha).sum()
+        if err < best_err:
+            best, best_err = shape, err
+    return best
+
+
+def _static_occluders(label: np.ndarray, names, height: int, width: int) -> set[int]:
+    """Colour indices that are occluders: a mask that is the same in every frame and either has an
+    occluder-palette colour or spans the frame from edge to edge (a bar), which no object does."""
+    out = set()
+    for k, name in enumerate(names):
+        m = label == k  # (T, H, W)
+        if not m.any():
+            continue
+        inter, union = (m & m[:1]).sum((1, 2)), (m | m[:1]).sum((1, 2))
+        if (inter / np.maximum(union, 1)).min() >= STATIC_IOU and m[0].sum() >= 4 * MIN_AREA_PX:
+            rows, cols = m[0].any(1), m[0].any(0)
+            if name in OCCLUDER_COLORS or (rows[0] and rows[-1]) or (cols[0] and cols[-1]):
+                out.add(k)
+    return out
+
+
+def detect_frames(frames, fps: float) -> ClipDetections:
+    """Detect and track every object in (T, H, W, 3) uint8 frames."""
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"expected frames of shape (T, H, W, 3), got {frames.shape}")
+    T, H, W, _ = frames.shape
+    world_w, world_h = world_size(H, W)
+    upp = world_h / H  # world units per pixel
+    names = tuple(OBJECT_COLORS) + tuple(OCCLUDER_COLORS)
+    n_obj = len(OBJECT_COLORS)
+    colors = np.array([OBJECT_COLORS.get(n, OCCLUDER_COLORS.get(n)) for n in names], np.float32)  # (K, 3)
+    backgrounds = estimate_background(frames)
+    label, alpha, _ = unmix(frames, backgrounds, colors)
+
+    # 1. Occluders: static bars, kept apart; objects touching them are clipped.
+    occ_ids = _static_occluders(label, names, H, W)
+    occ_mask = np.isin(label, list(occ_ids)) if occ_ids else np.zeros(label.shape, bool)  # (T, H, W)
+    occluders = []
+    for k in sorted(occ_ids):
+        m = (label == k).any(0)
+        rows, cols = np.nonzero(m.any(1))[0], np.nonzero(m.any(0))[0]
+        occluders.append({"color": names[k], "x0": cols[0] * upp, "x1": (cols[-1] + 1) * upp,
+                          "y0": world_h - (rows[-1] + 1) * upp, "y1": world_h - rows[0] * upp})
+
+    # 2. Per frame and colour: components -> alpha-weighted moments -> detections.
+    per_frame: list[list[Detection]] = []
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float64) + 0.5  # pixel centres
+    for t in range(T):
+        occ_near = _dilate(occ_mask[t], 1)
+        dets = []
+        is_obj = (label[t] >= 0) & (label[t] < n_obj)  # occluder-colour pixels that move are only blends
+        cores = is_obj & (np.take_along_axis(alpha[t], np.maximum(label[t], 0)[..., None], -1)[..., 0]
+                          >= CORE_ALPHA)  # (H, W)
+        for k, name in enumerate(names):
+            # Occluder colours never make objects: moving ones are blends at object or occluder edges.
+            if name in OCCLUDER_COLORS or k in occ_ids or not (label[t] == k).any():
+                continue
+            core = cores & (label[t] == k)
+            comps, n = connected_components(core)
+            for c in range(1, n + 1):
+                cm = comps == c
+                # The 1-pixel ring adds edge coverage, whatever colour its blends were named.
+                region = _dilate(cm, 1) & ~occ_mask[t] & ~(cores & (label[t] != k))
+                a = np.where(region, alpha[t, ..., k], 0.0)
+                area = a.sum()
+                if area < MIN_AREA_PX:
+                    continue
+                cx, cy = (a * xx).sum() / area, (a * yy).sum() / area
+                rows, cols = np.nonzero(region.any(1))[0], np.nonzero(region.any(0))[0]
+                touches_edge = bool(rows[0] == 0 or cols[0] == 0 or rows[-1] == H - 1 or cols[-1] == W - 1)
+                touches_occ = bool((region & occ_near).any())
+                r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+                shape = fit_shape(a[r0:r1, c0:c1], cx - c0, cy - r0, area)
+                dets.append(Detection(name, cx * upp, world_h - cy * upp, area * upp * upp, shape,
+                                      touches_edge, touches_occ))
+        per_frame.append(dets)
+
+    return ClipDetections(fps=float(fps), height=H, width=W, world_w=world_w, world_h=world_h,
+                          background=[[float(c) for c in b] for b in backgrounds], occluders=occluders,
+                          tracks=link_tracks(per_frame, fps), labels=label, color_names=names)
+
+
+def link_tracks(per_frame: list[list[Detection]], fps: float, max_jump: float = 2.5) -> list[Track]:
+    """Tracks by colour, then nearest centroid to each track's predicted position (gaps allowed, so an object
+    that comes out from behind an occluder continues its track)."""
+    T = len(per_frame)
+    tracks: list[Track] = []
+    for color in dict.fromkeys(d.color for dets in per_frame for d in dets):
+        mine: list[Track] = []
+        for t, dets in enumerate(per_frame):
+            cands = sorted((d for d in dets if d.color == color), key=lambda d: -d.area)
+            free = list(mine)
+            for d in cands:
+                best, best_dist = None, np.inf
+                for tr in free:
+                    px, py, gap = _predict(tr, t)
+                    dist = np.hypot(d.x - px, d.y - py)
+                    if dist < best_dist and dist < max_jump + 0.5 * gap:
+                        best, best_dist = tr, dist
+                if best is None:
+                    best = Track(color, [None] * T)
+                    mine.append(best)
+                else:
+                    free.remove(best)
+                best.dets[t] = d
+        tracks.extend(mine)
+    return tracks
+
+
+def _predict(track: Track, t: int) -> tuple[float, float, int]:
+    """Where a track should be at frame t: last position plus its last step times the gap."""
+    idx = [i for i in range(t) if track.dets[i] is not None]
+    last = track.dets[idx[-1]]
+    gap = t - idx[-1]
+    if len(idx) >= 2 and idx[-1] - idx[-2] == 1:
+        prev = track.dets[idx[-2]]
+        return last.x + (last.x - prev.x) * gap, last.y + (last.y - prev.y) * gap, gap
+    return last.x, last.y, gap
