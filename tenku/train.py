@@ -185,6 +185,25 @@ def build_data(cfg: TrainConfig, mcfg: ModelConfig, dataset=None, collate=None):
     return VideoDataset(clips, buckets), collate_videos, val
 
 
+def check_cache(settings: dict | None, mcfg: ModelConfig, vae: nn.Module | None) -> None:
+    """A latent cache must match the model: latent channels and text width; warn if its VAE differs from ours."""
+    if not settings:
+        return
+    if settings.get("latent_channels", mcfg.vae.latent_channels) != mcfg.vae.latent_channels:
+        raise ValueError(f"the latent cache has {settings['latent_channels']} latent channels, the model "
+                         f"{mcfg.vae.latent_channels}: re-cache with this model's VAE or pick the matching --set model=")
+    if settings.get("text_dim", mcfg.dit.text_dim) != mcfg.dit.text_dim:
+        raise ValueError(f"the latent cache holds {settings['text_dim']}-d text states ({settings.get('text_encoder')}),"
+                         f" the DiT expects text_dim {mcfg.dit.text_dim}")
+    if vae is not None and "vae_sha256" in settings:
+        from .cache import _fingerprint
+
+        if _fingerprint(vae) != settings["vae_sha256"]:
+            warnings.warn("the latent cache was encoded with a different VAE (or latent statistics) than --vae/--init:"
+                          " samples and the exported model will decode latents the DiT was not trained on",
+                          stacklevel=2)
+
+
 # ----------------------------------------------------------------------------- models
 
 def build_models(cfg: TrainConfig, mcfg: ModelConfig):
@@ -400,6 +419,7 @@ def train(cfg: TrainConfig, resume_run: bool = False, dataset=None, collate=None
 
     # 4. Data.
     dataset, collate, val = build_data(cfg, mcfg, dataset, collate)
+    check_cache(getattr(dataset, "settings", None), mcfg, frozen_vae if cfg.vae_from or cfg.init_from else None)
     val = val_dataset if val_dataset is not None else val
     batches = Batches(dataset, collate, cfg, info)
 

@@ -205,9 +205,17 @@ def test_existing_run_needs_resume(tmp_path):
 # ----------------------------------------------------------------------------- two processes (gloo)
 
 def _torchrun(script, *args):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "0",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            str(script), *map(str, args)]
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # its own process group, so a hang kills the workers too
+    try:
+        out, err = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"torchrun timed out:\n{err[-3000:]}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 @pytest.mark.slow
@@ -240,3 +248,23 @@ def test_two_processes_ddp_and_fsdp_agree(tmp_path):
     assert _losses(tmp_path / "fsdp") == before
     c = load_file(tmp_path / "fsdp" / "model" / "dit.safetensors")
     assert all(torch.equal(b[k], c[k]) for k in b)
+
+
+def test_world_clips_to_vae_cache_dit_and_generate(tmp_path, monkeypatch):
+    """The whole user path on a few tiny Tenku World clips, through the `tenku` command."""
+    from tenku.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["world", "make", "--out", "world", "--count", "6", "--height", "32", "--width", "32", "--frames", "9",
+                 "--fps", "8", "--workers", "1", "-q"]) == 0
+    assert main(["train", "vae", "--data", "world/manifest.jsonl", "--out", "vae", "--steps", "4",
+                 "--set", "batch_size=2", "--set", "val_clips=2"]) == 0
+    assert main(["cache", "--model", "vae/model", "--manifest", "world/manifest.jsonl", "--out", "cache",
+                 "--buckets", "32x32", "--frames", "1", "9", "-q"]) == 0
+    assert main(["train", "dit", "--data", "cache", "--vae", "vae/model", "--out", "dit", "--steps", "4",
+                 "--set", "sample_every=4"]) == 0
+    assert len(list((tmp_path / "dit" / "samples").glob("step_00000004_*.mp4"))) == 1
+    assert main(["generate", "a red ball", "--model", "dit/model", "-o", "out.mp4", "-q"]) == 0
+    assert (tmp_path / "out.mp4").stat().st_size > 0
+    # a DiT whose text width does not match the cache is refused with a clear message
+    assert main(["train", "dit", "--data", "cache", "--out", "bad", "--set", "model.dit.text_dim=32"]) == 2
