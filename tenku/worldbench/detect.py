@@ -26,6 +26,7 @@ ALPHA_PREFERENCE = 20.0  # RGB distance traded for full coverage when naming a p
 CORE_ALPHA = 0.5  # component cores; the alpha of a 1-pixel ring around them is added for exact moments
 MIN_AREA_PX = 3.0  # smaller components are noise
 TEXTURE_MAX_DISTANCE = 90.0  # a second border mode this close to the first is a texture shade
+TEXTURE_MIN_SHARE = 0.03  # of the border pixels (bars and objects can hide most of a texture's other shade)
 CLEAN_VISIBLE = 0.97  # detections with less of their area in view are clipped (edge or occluder)
 STATIC_IOU = 0.9  # an occluder mask barely changes over the clip
 
@@ -164,9 +165,9 @@ def estimate_background(frames: np.ndarray) -> list[np.ndarray]:
     first = mode(border)
     dist = np.linalg.norm(border - first, axis=1)
     rest = border[(dist > 20) & (dist < TEXTURE_MAX_DISTANCE)]
-    if len(rest) >= 0.1 * len(border):
+    if len(rest) >= TEXTURE_MIN_SHARE * len(border):
         second = mode(rest)
-        if (np.linalg.norm(border - second, axis=1) < 12).sum() >= 0.1 * len(border):
+        if (np.linalg.norm(border - second, axis=1) < 12).sum() >= TEXTURE_MIN_SHARE * len(border):
             return [first, second]
     return [first]
 
@@ -234,20 +235,27 @@ def fit_shape(alpha: np.ndarray, cx: float, cy: float, area: float) -> str:
     return best
 
 
-def _static_occluders(label: np.ndarray, names, height: int, width: int) -> set[int]:
-    """Colour indices that are occluders: a mask that is the same in every frame and either has an
-    occluder-palette colour or spans the frame from edge to edge (a bar), which no object does."""
-    out = set()
+def static_occluders(label: np.ndarray, names, height: int, width: int, upp: float):
+    """Occluders: connected regions whose pixels keep one colour label in (nearly) every frame and that either
+    have an occluder-palette colour or span the frame from edge to edge (a bar), which no object does.
+    Returns ((H, W) bool mask, [{"color", "x0", "x1", "y0", "y1"}] in world units)."""
+    T = len(label)
+    mask = np.zeros((height, width), bool)
+    found = []
     for k, name in enumerate(names):
-        m = label == k  # (T, H, W)
-        if not m.any():
+        steady = (label == k).mean(0) >= STATIC_IOU  # (H, W): this colour here in >= 90% of frames
+        if T < 2 or not steady.any():
             continue
-        inter, union = (m & m[:1]).sum((1, 2)), (m | m[:1]).sum((1, 2))
-        if (inter / np.maximum(union, 1)).min() >= STATIC_IOU and m[0].sum() >= 4 * MIN_AREA_PX:
-            rows, cols = m[0].any(1), m[0].any(0)
-            if name in OCCLUDER_COLORS or (rows[0] and rows[-1]) or (cols[0] and cols[-1]):
-                out.add(k)
-    return out
+        comps, n = connected_components(steady)
+        for c in range(1, n + 1):
+            m = comps == c
+            rows, cols = np.nonzero(m.any(1))[0], np.nonzero(m.any(0))[0]
+            spans = (rows[0] == 0 and rows[-1] == height - 1) or (cols[0] == 0 and cols[-1] == width - 1)
+            if m.sum() >= 4 * MIN_AREA_PX and (name in OCCLUDER_COLORS or spans):
+                mask |= m
+                found.append({"color": name, "x0": cols[0] * upp, "x1": (cols[-1] + 1) * upp,
+                              "y0": (height - rows[-1] - 1) * upp, "y1": (height - rows[0]) * upp})
+    return mask, found
 
 
 def detect_frames(frames, fps: float) -> ClipDetections:
@@ -265,29 +273,23 @@ def detect_frames(frames, fps: float) -> ClipDetections:
     label, alpha, _ = unmix(frames, backgrounds, colors)
 
     # 1. Occluders: static bars, kept apart; objects touching them are clipped.
-    occ_ids = _static_occluders(label, names, H, W)
-    occ_mask = np.isin(label, list(occ_ids)) if occ_ids else np.zeros(label.shape, bool)  # (T, H, W)
-    occluders = []
-    for k in sorted(occ_ids):
-        m = (label == k).any(0)
-        rows, cols = np.nonzero(m.any(1))[0], np.nonzero(m.any(0))[0]
-        occluders.append({"color": names[k], "x0": cols[0] * upp, "x1": (cols[-1] + 1) * upp,
-                          "y0": world_h - (rows[-1] + 1) * upp, "y1": world_h - rows[0] * upp})
+    occ_static, occluders = static_occluders(label, names, H, W, upp)
+    occ_mask = np.broadcast_to(occ_static, label.shape)  # (T, H, W)
+    occ_near = _dilate(occ_static, 1)
 
     # 2. Per frame and colour: components -> alpha-weighted moments -> detections.
     per_frame: list[list[Detection]] = []
     yy, xx = np.mgrid[0:H, 0:W].astype(np.float64) + 0.5  # pixel centres
     for t in range(T):
-        occ_near = _dilate(occ_mask[t], 1)
         dets = []
         is_obj = (label[t] >= 0) & (label[t] < n_obj)  # occluder-colour pixels that move are only blends
         cores = is_obj & (np.take_along_axis(alpha[t], np.maximum(label[t], 0)[..., None], -1)[..., 0]
                           >= CORE_ALPHA)  # (H, W)
         for k, name in enumerate(names):
             # Occluder colours never make objects: moving ones are blends at object or occluder edges.
-            if name in OCCLUDER_COLORS or k in occ_ids or not (label[t] == k).any():
+            if name in OCCLUDER_COLORS or not (label[t] == k).any():
                 continue
-            core = cores & (label[t] == k)
+            core = cores & (label[t] == k) & ~occ_static
             comps, n = connected_components(core)
             for c in range(1, n + 1):
                 cm = comps == c

@@ -1,0 +1,366 @@
+"""WorldBench metrics: each a small function of (detections, spec) or of the frames. NaN means "does not apply to
+this clip" (no horizontal motion for left/right, no occluder for permanence, ...) and is left out of means.
+
+Scores in [0, 1] are higher-better; `*_error`, `flicker`, `jerk` and `left_right_confusion` are lower-better
+(see LOWER_IS_BETTER). Velocities in world units per second, accelerations in world units per second squared.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .colors import SPEEDS, STILL_SPEED, direction_of, horizontal_sign, speed_label, speed_value
+from .detect import ClipDetections, Track, detect_frames
+from .spec import Spec
+
+NAN = float("nan")
+LOWER_IS_BETTER = {"velocity_error", "gravity_error", "left_right_confusion", "flicker", "jerk"}
+WALL_MARGIN = 0.35  # world units: an object this close to a frame edge is in contact with the wall
+PERMANENCE_POSITION_TOLERANCE = 0.6  # world units between the reappearance and the extrapolated path
+
+
+def match_tracks(det: ClipDetections, spec: Spec) -> list[Track | None]:
+    """The track of each expected object: the longest track of its colour."""
+    objs = det.objects()
+    out = []
+    for o in spec.objects:
+        mine = [t for t in objs if t.color == o.color]
+        out.append(max(mine, key=lambda t: t.seen.sum()) if mine else None)
+    return out
+
+
+def _mean(values) -> float:
+    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return float(np.mean(values)) if values else NAN
+
+
+def initial_velocity(track: Track, fps: float) -> np.ndarray | None:
+    """Mean velocity over the first three clean frames (before most wall or collision events)."""
+    p = track.positions()
+    idx = np.nonzero(np.isfinite(p[:, 0]))[0]
+    if len(idx) < 2:  # never whole (at an edge or behind a bar): clipped centroids are better than nothing
+        p = track.positions(clean_only=False)
+        idx = np.nonzero(np.isfinite(p[:, 0]))[0]
+    if len(idx) < 2:
+        return None
+    a, b = idx[0], idx[min(2, len(idx) - 1)]
+    return (p[b] - p[a]) * fps / (b - a)
+
+
+def detected_direction(track: Track, fps: float, motion: str | None) -> str | None:
+    v = initial_velocity(track, fps)
+    if v is None:
+        return None
+    if motion == "fall":  # a launch is horizontal at first, then gravity takes over: name it by its side
+        side = "right" if v[0] > STILL_SPEED else "left" if v[0] < -STILL_SPEED else None
+        return f"down-{side}" if side else "down"
+    return direction_of(*v)
+
+
+# --- attributes ------------------------------------------------------------------------------------------
+
+def attribute_scores(det: ClipDetections, spec: Spec) -> dict:
+    """Colour, shape, size and count accuracy; an expected object with no track counts as wrong."""
+    tracks = match_tracks(det, spec)
+    n = len(spec.objects)
+    expected = n
+    if spec.states:  # objects the ground truth never shows are not expected in the pixels
+        expected = sum(any(s[k]["visible"] > 0 for s in spec.states) for k in range(n))
+    return {
+        "color_accuracy": _mean([t is not None for t in tracks]) if n else NAN,
+        "shape_accuracy": _mean([t is not None and t.shape == o.shape for t, o in zip(tracks, spec.objects)
+                                 if o.shape]),
+        "size_accuracy": _mean([t is not None and t.size == o.size for t, o in zip(tracks, spec.objects) if o.size]),
+        "count_accuracy": float(len(det.objects()) == expected) if n else NAN,
+    }
+
+
+def motion_scores(det: ClipDetections, spec: Spec) -> dict:
+    """Direction (8 + still), left/right confusion and speed class of each object's initial motion."""
+    tracks = match_tracks(det, spec)
+    dirs, lr, speeds = [], [], []
+    for t, o in zip(tracks, spec.objects):
+        got = detected_direction(t, det.fps, spec.motion) if t is not None else None
+        if o.direction:
+            dirs.append(got == o.direction)
+            if horizontal_sign(o.direction):
+                lr.append(got is not None and horizontal_sign(got) == -horizontal_sign(o.direction))
+        if o.speed in SPEEDS:
+            v = initial_velocity(t, det.fps) if t is not None else None
+            s = None if v is None else abs(v[0]) if spec.motion == "fall" else float(np.hypot(*v))
+            speeds.append(s is not None and speed_label(s) == o.speed)
+    return {"direction_accuracy": _mean(dirs), "left_right_confusion": _mean(lr), "speed_accuracy": _mean(speeds)}
+
+
+# --- physics ---------------------------------------------------------------------------------------------
+
+def _smooth_truth(states, k: int, i: int, half: int = 2) -> bool:
+    """True when object k moves with constant acceleration and is fully visible over frames i +- half."""
+    lo, hi = i - half, i + half
+    if lo < 0 or hi >= len(states):
+        return False
+    v = np.array([[states[j][k]["vx"], states[j][k]["vy"]] for j in range(lo, hi + 1)])
+    vis = min(states[j][k]["visible"] for j in range(lo, hi + 1))
+    return vis >= 0.999 and np.abs(np.diff(v, 2, axis=0)).max(initial=0) < 1e-3
+
+
+def velocity_error(det: ClipDetections, spec: Spec) -> float:
+    """phyworld's metric: mean |v_detected - v_expected| (world units / s) over frames and objects.
+
+    With ground truth: v_expected is the true per-frame velocity, at frames where it is smooth (no bounce or
+    collision within the 5-frame fit window) and the object is whole. From a prompt: the constant velocity it
+    implies for uniform, occlude and pan motion (direction times the speed word's typical value; with no speed
+    word, the detected speed, so only the direction is scored)."""
+    errs = []
+    for t, o, k in zip(match_tracks(det, spec), spec.objects, range(len(spec.objects))):
+        if t is None:
+            continue
+        v = t.velocities(det.fps)  # (T, 2)
+        if spec.states:
+            scale = (spec.fps or det.fps) / det.fps  # truth frame per detected frame
+            for i in range(len(v)):
+                j = int(round(i * scale))
+                if np.isfinite(v[i, 0]) and j < len(spec.states) and _smooth_truth(spec.states, k, j):
+                    s = spec.states[j][k]
+                    errs.append(float(np.hypot(v[i, 0] - s["vx"], v[i, 1] - s["vy"])))
+        elif spec.motion in ("uniform", "occlude", "pan", "still") and o.direction:
+            from .colors import DIRECTION_VECTORS
+
+            ok = np.isfinite(v[:, 0])
+            if not ok.any():
+                continue
+            if o.direction == "still":
+                target = np.zeros((ok.sum(), 2))
+            else:
+                mag = speed_value(o.speed) if o.speed in SPEEDS else np.linalg.norm(v[ok], axis=1)[:, None]
+                target = np.asarray(DIRECTION_VECTORS[o.direction])[None] * mag
+            errs.extend(np.linalg.norm(v[ok] - target, axis=1).tolist())
+    return _mean(errs)
+
+
+def fitted_gravity(track: Track, fps: float, world_h: float) -> float:
+    """Downward acceleration from parabolas fitted to the track between floor contacts (median over arcs)."""
+    p = track.positions()
+    y = p[:, 1]
+    ok = np.isfinite(y)
+    # Split at local minima (floor bounces) and gaps.
+    cuts = [i for i in range(1, len(y) - 1) if ok[i - 1:i + 2].all() and y[i] <= y[i - 1] and y[i] < y[i + 1]]
+    edges = [0] + [c + 1 for c in cuts] + [len(y)]
+    gs = []
+    for a, b in zip(edges[:-1], edges[1:]):
+        idx = np.array([i for i in range(a, b) if ok[i]])
+        if len(idx) >= 4:
+            t = idx / fps
+            gs.append(-2 * np.polyfit(t, y[idx], 2)[0])
+    return float(np.median(gs)) if gs else NAN
+
+
+def gravity_error(det: ClipDetections, spec: Spec) -> float:
+    """|fitted downward acceleration - the world's g| for falling objects (world units / s^2)."""
+    if spec.motion != "fall" or not spec.gravity:
+        return NAN
+    gs = [fitted_gravity(t, det.fps, det.world_h) for t in match_tracks(det, spec) if t is not None]
+    gs = [g for g in gs if np.isfinite(g)]
+    return float(np.mean([abs(g - spec.gravity) for g in gs])) if gs else NAN
+
+
+def bounce_accuracy(det: ClipDetections, spec: Spec) -> float:
+    """For motions with walls (bounce, fall, collide): the fraction of wall contacts after which the object
+    moves away from that wall. An object that leaves through a wall (track ends at the edge) fails."""
+    walls = {"bounce": "lrbt", "collide": "lrbt", "fall": "lrb"}.get(spec.motion or "")
+    if not walls:
+        return NAN
+    results = []
+    for t in match_tracks(det, spec):
+        if t is None:
+            continue
+        p = t.positions(clean_only=False)
+        r = t.radius if np.isfinite(t.radius) else 0.0
+        seen = np.nonzero(np.isfinite(p[:, 0]))[0]
+        last = seen[-1] if len(seen) else -1
+        for w in walls:
+            axis, sign = {"l": (0, -1), "r": (0, 1), "b": (1, -1), "t": (1, 1)}[w]
+            limit = det.world_w if axis == 0 else det.world_h
+            dist = p[:, axis] - r if sign < 0 else limit - (p[:, axis] + r)  # (T,) to this wall
+            contact = np.nan_to_num(dist, nan=np.inf) < WALL_MARGIN  # (T,)
+            i = 0
+            while i < len(p):  # each run of contact frames is one contact
+                if not contact[i]:
+                    i += 1
+                    continue
+                end = i
+                while end + 1 < len(p) and contact[end + 1]:
+                    end += 1
+                closest = float(np.nanmin(dist[i:end + 1]))
+                later = [j for j in range(end + 1, min(end + 4, len(p))) if np.isfinite(dist[j])]
+                if later:
+                    results.append(bool(dist[later[-1]] > closest + 0.05))
+                else:  # still at the wall at the end of the clip (resting is fine) or gone through it
+                    results.append(end == len(p) - 1 and end == last and closest > -WALL_MARGIN)
+                i = end + 1
+    return _mean(results)
+
+
+def object_permanence(det: ClipDetections, spec: Spec) -> float:
+    """For clips with an occluder: does each object that goes behind it come out with the same colour, shape
+    and size, where its motion before implies? Mean of four checks (reappears, same shape, same size within
+    20%, position within PERMANENCE_POSITION_TOLERANCE of the extrapolated path); 0 if it never reappears."""
+    if spec.motion != "occlude":
+        return NAN
+    scores = []
+    for o in spec.objects:
+        # The colour is the identity: every detection of it, largest per frame.
+        per = [max((d for tr in det.tracks if tr.color == o.color for d in [tr.dets[i]] if d is not None),
+                   key=lambda d: d.area, default=None) for i in range(det.frames)]
+        seen = [i for i, d in enumerate(per) if d is not None]
+        if not seen:
+            scores.append(0.0)
+            continue
+        gaps = [(a, b) for a, b in zip(seen, seen[1:]) if b - a > 1]
+        if gaps:
+            a, b = max(gaps, key=lambda g: g[1] - g[0])
+        else:  # never hidden: compare its first and last thirds
+            n = len(seen)
+            a, b = seen[max(0, n // 3 - 1)], seen[min(n - 1, 2 * n // 3)]
+        before = [i for i in seen if i <= a and not per[i].clipped]
+        after = [i for i in seen if i >= b and not per[i].clipped]
+        if not after:
+            scores.append(0.0)
+            continue
+        if not before:
+            scores.append(NAN)
+            continue
+        d0, d1 = per[before[-1]], per[after[0]]
+        shape_ok = d0.shape == d1.shape
+        size_ok = abs(d1.area / d0.area - 1) < 0.44  # 20% in radius
+        if len(before) >= 2:
+            i0, i1 = before[-2], before[-1]
+            vx, vy = (d0.x - per[i0].x) / (i1 - i0), (d0.y - per[i0].y) / (i1 - i0)
+            k = after[0] - before[-1]
+            pos_ok = math.hypot(d0.x + vx * k - d1.x, d0.y + vy * k - d1.y) < PERMANENCE_POSITION_TOLERANCE
+        else:
+            pos_ok = NAN
+        scores.append(_mean([1.0, float(shape_ok), float(size_ok), pos_ok if pos_ok is NAN else float(pos_ok)]))
+    return _mean(scores)
+
+
+# --- consistency and quality -----------------------------------------------------------------------------
+
+def subject_consistency(det: ClipDetections) -> float:
+    """Objects keep their shape and size: mean over tracks of (fraction of clean frames with the majority
+    shape) * (1 - coefficient of variation of the per-frame radius)."""
+    out = []
+    for t in det.objects():
+        clean = [d for d, k in zip(t.dets, t.clean) if k]
+        if len(clean) < 2:
+            continue
+        r = t.radii()
+        r = r[np.isfinite(r)]
+        cv = float(r.std() / max(r.mean(), 1e-6))
+        out.append(np.mean([d.shape == t.shape for d in clean]) * max(0.0, 1 - cv))
+    return _mean(out)
+
+
+def background_consistency(frames: np.ndarray, det: ClipDetections) -> float:
+    """1 - mean per-frame distance (RGB / 255, capped at 1) between each frame's border mode and the clip's."""
+    from .detect import estimate_background
+
+    ref = np.asarray(det.background[0])
+    d = [np.linalg.norm(estimate_background(f[None])[0] - ref) / 255 for f in frames]
+    return float(1 - min(1.0, np.mean(d) * 4))
+
+
+def flicker(frames: np.ndarray, det: ClipDetections) -> float:
+    """Mean absolute frame difference (/255) over pixels that are background in both frames, away from objects
+    (a textured background that moves only changes at its cell edges, which differ in label and are left out)."""
+    if len(frames) < 2 or det.labels is None:
+        return NAN
+    f = frames.astype(np.float32)
+    bgs = np.stack([np.asarray(b, np.float32) for b in det.background])  # (B, 3)
+    nearest = np.linalg.norm(f[..., None, :] - bgs, axis=-1).argmin(-1)  # (T, H, W)
+    bg = det.labels < 0
+    still = bg[1:] & bg[:-1] & (nearest[1:] == nearest[:-1])  # (T-1, H, W)
+    if not still.any():
+        return NAN
+    diff = np.abs(f[1:] - f[:-1]).mean(-1)  # (T-1, H, W)
+    return float(diff[still].mean() / 255)
+
+
+def jerk(det: ClipDetections) -> float:
+    """Motion smoothness: median |third difference| of clean track positions, world units / s^3 (0 for uniform
+    motion and free fall; spikes only at bounces, which the median ignores)."""
+    vals = []
+    for t in det.objects():
+        p = t.positions()
+        j = np.diff(p, 3, axis=0) * det.fps**3  # (T-3, 2)
+        j = j[np.isfinite(j[:, 0])]
+        vals.extend(np.linalg.norm(j, axis=1).tolist())
+    return float(np.median(vals)) if vals else NAN
+
+
+def dynamic_degree(frames: np.ndarray, det: ClipDetections) -> float:
+    """Fraction of frame transitions where something moves: an object by more than 0.05 units, or the frame
+    changes by more than 1/255 on average (a camera pan)."""
+    if len(frames) < 2:
+        return NAN
+    moving = np.zeros(len(frames) - 1, bool)
+    for t in det.objects():
+        p = t.positions(clean_only=False)
+        step = np.linalg.norm(np.diff(p, axis=0), axis=1)  # (T-1,)
+        moving |= np.nan_to_num(step) > 0.05
+    diff = np.abs(frames[1:].astype(np.float32) - frames[:-1]).mean((1, 2, 3))
+    return float((moving | (diff > 1.0)).mean())
+
+
+def clip_features(det: ClipDetections) -> np.ndarray:
+    """A scene-state feature vector for the Frechet distance: count, mean radius, speed, |vx|, |vy|, mean x, y,
+    vertical acceleration, seen fraction, colour histogram, shape histogram."""
+    from .colors import OBJECT_COLORS, SHAPES
+
+    objs = det.objects()
+    radii, speeds, vxs, vys, xs, ys, accs, seen = [], [], [], [], [], [], [], []
+    colors, shapes = np.zeros(len(OBJECT_COLORS)), np.zeros(len(SHAPES))
+    for t in objs:
+        radii.append(t.radius)
+        v = t.velocities(det.fps)
+        v = v[np.isfinite(v[:, 0])]
+        if len(v):
+            speeds.append(np.linalg.norm(v, axis=1).mean())
+            vxs.append(np.abs(v[:, 0]).mean())
+            vys.append(np.abs(v[:, 1]).mean())
+            if len(v) > 1:
+                accs.append(np.diff(v[:, 1]).mean() * det.fps)
+        p = t.positions(clean_only=False)
+        xs.append(np.nanmean(p[:, 0]))
+        ys.append(np.nanmean(p[:, 1]))
+        seen.append(t.seen.mean())
+        colors[list(OBJECT_COLORS).index(t.color)] += 1
+        if t.shape:
+            shapes[SHAPES.index(t.shape)] += 1
+
+    def m(v):
+        return float(np.nanmean(v)) if len(v) else 0.0
+
+    head = [len(objs), m(radii), m(speeds), m(vxs), m(vys), m(xs), m(ys), m(accs), m(seen)]
+    return np.concatenate([head, colors, shapes]).astype(np.float64)
+
+
+def score_clip(frames, fps: float, spec: Spec) -> tuple[dict, np.ndarray]:
+    """Every metric for one clip, and its Frechet feature vector."""
+    frames = np.asarray(frames)
+    det = detect_frames(frames, fps)
+    out = {}
+    out.update(attribute_scores(det, spec))
+    out.update(motion_scores(det, spec))
+    out["velocity_error"] = velocity_error(det, spec)
+    out["gravity_error"] = gravity_error(det, spec)
+    out["bounce_accuracy"] = bounce_accuracy(det, spec)
+    out["object_permanence"] = object_permanence(det, spec)
+    out["subject_consistency"] = subject_consistency(det)
+    out["background_consistency"] = background_consistency(frames, det)
+    out["flicker"] = flicker(frames, det)
+    out["jerk"] = jerk(det)
+    out["dynamic_degree"] = dynamic_degree(frames, det)
+    return out, clip_features(det)
