@@ -1,0 +1,16 @@
+"""WorldBench: analytic (no neural network) evaluation of generated videos against Tenku World physics.
+
+    det = detect_frames(frames, fps)                 # background, objects, occluders, tracks
+    metrics, features = score_clip(frames, fps, spec_from_scene(scene_dict))   # or parse_prompt(caption)
+    score_manifest("manifest.jsonl", "videos/", "out/")   # report.json, report.md, contact_sheet.png
+
+Modules: colors (vocabulary from the world's palette), detect, spec, prompt (caption parser), metrics, frechet,
+report, cli (`tenku worldbench score|run`).
+"""
+
+from .detect import detect_frames
+from .metrics import score_clip
+from .prompt import parse_prompt
+from .spec import Spec, spec_from_scene
+
+__all__ = ["detect_frames", "score_clip", "parse_prompt", "Spec", "spec_from_scene"]

@@ -25,6 +25,7 @@ MAX_RESIDUAL = 70.0  # a pixel further than this from every (background, colour)
 ALPHA_PREFERENCE = 20.0  # RGB distance traded for full coverage when naming a pixel's colour
 CORE_ALPHA = 0.5  # component cores; the alpha of a 1-pixel ring around them is added for exact moments
 MIN_AREA_PX = 3.0  # smaller components are noise
+FRINGE_RATIO = 4.0  # a component touching one of another colour this many times larger is its fringe
 TEXTURE_MAX_DISTANCE = 90.0  # a second border mode this close to the first is a texture shade
 TEXTURE_MIN_SHARE = 0.03  # of the border pixels (bars and objects can hide most of a texture's other shade)
 CLEAN_VISIBLE = 0.97  # detections with less of their area in view are clipped (edge or occluder)
@@ -305,9 +306,12 @@ def detect_frames(frames, fps: float) -> ClipDetections:
                 touches_occ = bool((region & occ_near).any())
                 r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
                 shape = fit_shape(a[r0:r1, c0:c1], cx - c0, cy - r0, area)
-                dets.append(Detection(name, cx * upp, world_h - cy * upp, area * upp * upp, shape,
-                                      touches_edge, touches_occ))
-        per_frame.append(dets)
+                dets.append((region, Detection(name, cx * upp, world_h - cy * upp, area * upp * upp, shape,
+                                               touches_edge, touches_occ)))
+        # A small component hugging a much larger one of another colour is a compression or blur fringe.
+        keep = [d for r, d in dets if not any(o.color != d.color and o.area > FRINGE_RATIO * d.area and
+                                              (_dilate(r, 1) & ro).any() for ro, o in dets)]
+        per_frame.append(keep)
 
     return ClipDetections(fps=float(fps), height=H, width=W, world_w=world_w, world_h=world_h,
                           background=[[float(c) for c in b] for b in backgrounds], occluders=occluders,

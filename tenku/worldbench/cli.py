@@ -1,0 +1,69 @@
+"""`tenku worldbench score` (score videos against a manifest's scenes or captions) and `tenku worldbench run`
+(make a world split, generate each caption with a model, score against the scenes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def cmd_score(args) -> int:
+    from .report import score_manifest
+
+    score_manifest(args.manifest, args.videos, args.out, floor_count=args.floor_count)
+    return 0
+
+
+def run_benchmark(pipe, out_dir, split: str = "id", count: int = 8, seed: int = 0, frames: int = 17,
+                  height: int = 64, width: int = 64, fps: float = 8.0, steps=None, guidance=None,
+                  quiet: bool = False) -> dict:
+    """Make the world split's manifest (and its ground-truth videos), generate each caption with `pipe` (any
+    object with `.generate(prompt, frames=, height=, width=, fps=, steps=, guidance=, seed=)` returning
+    `.frames` (T, H, W, 3) uint8 and `.fps`), then score the generated videos against the scenes."""
+    from ..video_io import write_video
+    from ..world.make import make_dataset
+    from .report import read_manifest, score_manifest
+
+    out_dir = Path(out_dir)
+    manifest = make_dataset(out_dir / "world", count, split, seed, sizes=((height, width),), frames=(frames,),
+                            fps=fps, workers=1, progress=not quiet)
+    entries, _ = read_manifest(manifest)
+    for i, e in enumerate(entries):
+        video = pipe.generate(e["caption"], frames=frames, height=height, width=width, fps=fps, steps=steps,
+                              guidance=guidance, seed=seed + i)
+        write_video(out_dir / "generated" / e["video"], video.frames, video.fps)
+    return score_manifest(manifest, out_dir / "generated", out_dir, real_dir=out_dir / "world", quiet=quiet)
+
+
+def cmd_run(args) -> int:
+    import tenku
+
+    pipe = tenku.load_pipeline(args.model)
+    run_benchmark(pipe, args.out, args.split, args.count, args.seed, args.frames, args.height, args.width,
+                  args.fps, args.steps, args.guidance)
+    return 0
+
+
+def register_cli(subparsers) -> None:
+    p = subparsers.add_parser("worldbench", help="analytic evaluation of generated videos (physics, attributes)")
+    sub = p.add_subparsers(dest="worldbench_command", required=True)
+
+    s = sub.add_parser("score", help="score videos against a manifest's scene specs or captions")
+    s.add_argument("--manifest", required=True, help="manifest.jsonl (docs/manifest.md)")
+    s.add_argument("--videos", required=True, help="folder the manifest's `video` paths are relative to")
+    s.add_argument("--out", default="worldbench", help="where report.json, report.md and contact_sheet.png go")
+    s.add_argument("--floor-count", type=int, default=8, help="ground-truth clips for the detector floor")
+    s.set_defaults(func=cmd_score)
+
+    r = sub.add_parser("run", help="make a world split, generate its captions with a model, score them")
+    r.add_argument("--model", help="model directory (default: the model shipped with Tenku)")
+    r.add_argument("--split", default="id", help="world split: train, id, ood, combo or paraphrase")
+    r.add_argument("--count", type=int, default=8, help="clips")
+    r.add_argument("--seed", type=int, default=0, help="world and sampling seed")
+    r.add_argument("--frames", type=int, default=17, help="frames per clip")
+    r.add_argument("--height", type=int, default=64, help="pixels")
+    r.add_argument("--width", type=int, default=64, help="pixels")
+    r.add_argument("--fps", type=float, default=8.0, help="frames per second")
+    r.add_argument("--steps", type=int, help="sampler steps (default: the model's)")
+    r.add_argument("--guidance", type=float, help="guidance scale (default: the model's)")
+    r.add_argument("--out", default="worldbench", help="output folder")
+    r.set_defaults(func=cmd_run)

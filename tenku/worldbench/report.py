@@ -1,0 +1,176 @@
+"""Scoring a manifest: read each clip, score it against its scene (or caption), aggregate, and write
+report.json, report.md (a table with the detector floor beside every metric) and a contact sheet of the worst
+clip per metric."""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .metrics import LOWER_IS_BETTER, score_clip
+from .prompt import parse_prompt
+from .spec import spec_from_scene
+
+SHEET_FRAMES = 6  # frames per contact-sheet row
+
+
+def read_video(path):
+    """(frames (T, H, W, 3) uint8, fps), via tenku.video_io."""
+    from ..video_io import read_video as _read
+
+    return _read(path)
+
+
+def read_manifest(path) -> tuple[list[dict], list[dict]]:
+    """(entries, errors). A line that does not parse, or lacks `video`/`caption`, is an error naming its line
+    number; the other lines are still read."""
+    entries, errors = [], []
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                d = json.loads(line)
+                if not isinstance(d, dict) or "video" not in d or "caption" not in d:
+                    raise ValueError("needs a JSON object with 'video' and 'caption'")
+            except ValueError as e:
+                errors.append({"line": n, "error": f"{path}:{n}: bad manifest line ({e})"})
+                continue
+            d["_line"] = n
+            entries.append(d)
+    return entries, errors
+
+
+def spec_of(entry: dict):
+    if entry.get("scene"):
+        return spec_from_scene(entry["scene"], entry.get("fps"))
+    return parse_prompt(entry["caption"])
+
+
+def aggregate(clips: list[dict]) -> dict:
+    """Mean of each metric over the clips where it applies, with the count."""
+    keys = dict.fromkeys(k for c in clips for k in c.get("metrics", {}))
+    out = {}
+    for k in keys:
+        v = [c["metrics"][k] for c in clips if k in c.get("metrics", {}) and not math.isnan(c["metrics"][k])]
+        out[k] = {"mean": float(np.mean(v)) if v else float("nan"), "n": len(v)}
+    return out
+
+
+def score_entries(entries, videos_dir, keep_frames: bool = False) -> tuple[list[dict], list[np.ndarray]]:
+    """Score each manifest entry's video (found at videos_dir / entry['video']). A missing or undecodable video
+    is recorded with its reason and the run carries on."""
+    clips, feats = [], []
+    for e in entries:
+        rec = {"id": e.get("id", e["video"]), "video": e["video"], "caption": e["caption"], "line": e.get("_line")}
+        try:
+            frames, fps = read_video(Path(videos_dir) / e["video"])
+            metrics, f = score_clip(frames, float(e.get("fps") or fps), spec_of(e))
+        except (ValueError, OSError, KeyError) as err:
+            rec["error"] = str(err)
+            clips.append(rec)
+            continue
+        rec["metrics"] = metrics
+        feats.append(f)
+        clips.append(rec)
+    return clips, feats
+
+
+def detector_floor(entries, count: int = 8) -> dict:
+    """The metrics on ground-truth clips rendered from the first `count` scenes (H.264 round trip included), or
+    from `id` world scenes when the manifest has none: the best score the detectors allow."""
+    from ..video_io import write_video
+    from ..world.render import render
+    from ..world.sample import sample_scene
+    from ..world.scene import Scene
+
+    scenes = [Scene.from_dict(e["scene"], e.get("fps"), e.get("height"), e.get("width"))
+              for e in entries if e.get("scene")][:count]
+    if not scenes:
+        scenes = [sample_scene("id", i) for i in range(count)]
+    with tempfile.TemporaryDirectory() as tmp:
+        gt = []
+        for i, s in enumerate(scenes):
+            write_video(Path(tmp) / f"{i}.mp4", render(s), s.fps)
+            gt.append({"video": f"{i}.mp4", "caption": "", "fps": s.fps, "scene": s.to_dict()})
+        clips, _ = score_entries(gt, tmp)
+    return aggregate(clips)
+
+
+def frechet(feats, real_feats) -> float:
+    from .frechet import frechet_distance
+
+    if len(feats) < 2 or len(real_feats) < 2:
+        return float("nan")
+    return frechet_distance(np.stack(feats), np.stack(real_feats))
+
+
+def table(summary: dict, floor: dict, fd: float | None = None) -> str:
+    """Markdown table: metric, score, detector floor, which way is better, clips."""
+    lines = ["| metric | score | floor | better | clips |", "|---|---|---|---|---|"]
+    for k, v in summary.items():
+        fl = floor.get(k, {}).get("mean", float("nan"))
+        lines.append(f"| {k} | {v['mean']:.4f} | {fl:.4f} | {'lower' if k in LOWER_IS_BETTER else 'higher'} |"
+                     f" {v['n']} |")
+    if fd is not None:
+        lines.append(f"| frechet_distance | {fd:.4f} | 0 | lower | - |")
+    return "\n".join(lines)
+
+
+def contact_sheet(clips: list[dict], videos_dir, path) -> dict:
+    """A PNG with one row per metric: SHEET_FRAMES frames of the clip that scored worst on it. Returns
+    {metric: clip id} in row order."""
+    from ..video_io import write_image
+
+    scored = [c for c in clips if "metrics" in c]
+    rows, names = [], {}
+    for k in (scored[0]["metrics"] if scored else {}):
+        cands = [c for c in scored if not math.isnan(c["metrics"][k])]
+        if not cands:
+            continue
+        worst = (max if k in LOWER_IS_BETTER else min)(cands, key=lambda c: c["metrics"][k])
+        frames, _ = read_video(Path(videos_dir) / worst["video"])
+        pick = np.linspace(0, len(frames) - 1, SHEET_FRAMES).round().astype(int)
+        rows.append(np.concatenate([np.pad(frames[i], ((1, 1), (1, 1), (0, 0)), constant_values=255)
+                                    for i in pick], axis=1))  # (H+2, 6 (W+2), 3)
+        names[k] = worst["id"]
+    if not rows:
+        return names
+    width = max(r.shape[1] for r in rows)
+    sheet = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows])
+    write_image(path, sheet)
+    return names
+
+
+def score_manifest(manifest, videos_dir, out_dir, floor_count: int = 8, real_dir=None, quiet: bool = False) -> dict:
+    """Score every clip of a manifest; write report.json, report.md and contact_sheet.png into out_dir.
+    `real_dir`: folder with the manifest's ground-truth videos, for the Frechet distance and the floor."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    entries, errors = read_manifest(manifest)
+    clips, feats = score_entries(entries, videos_dir)
+    summary = aggregate(clips)
+    if real_dir is not None:
+        real, real_feats = score_entries(entries, real_dir)
+        floor, fd = aggregate(real), frechet(feats, real_feats)
+    else:
+        floor, fd = detector_floor(entries, floor_count), None
+    failed = [c for c in clips if "error" in c]
+    report = {"manifest": str(manifest), "videos": str(videos_dir), "clips": clips, "summary": summary,
+              "floor": floor, "frechet_distance": fd, "manifest_errors": errors,
+              "failed": [{"id": c["id"], "error": c["error"]} for c in failed]}
+    report["contact_sheet"] = contact_sheet(clips, videos_dir, out_dir / "contact_sheet.png")
+    text = [f"# WorldBench: {len(clips) - len(failed)} of {len(clips)} clips scored", "",
+            table(summary, floor, fd), "",
+            "floor = the same metrics on ground-truth clips (H.264); read model scores against it."]
+    text += [f"- {e['error']}" for e in errors] + [f"- {c['id']}: {c['error']}" for c in failed]
+    md = "\n".join(text) + "\n"
+    (out_dir / "report.md").write_text(md)
+    (out_dir / "report.json").write_text(json.dumps(report, indent=1, default=float))
+    if not quiet:
+        print(md)
+    return report
