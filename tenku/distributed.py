@@ -1,14 +1,14 @@
 """One code path for one process or many: torchrun sets RANK/WORLD_SIZE, everything else follows (nanoGPT style).
 
     tenku train dit --preset world-s-gpu --data CACHE --out RUN                          # one process
-    torchrun --nproc_per_node 8 -m tenku train dit --preset world-s-gpu --data CACHE --out RUN   # 8 GPUs, DDP
+    torchrun --nproc_per_node 8 -m tenku.cli train dit --preset world-s-gpu --data CACHE --out RUN  # 8 GPUs, DDP
     ... --set strategy=fsdp                                                              # FSDP2 instead
 
 Multi-node (NCCL): run the same command on every node with the rendezvous of node 0, e.g. on 2 nodes x 8 GPUs
 
     torchrun --nnodes 2 --nproc_per_node 8 --node_rank $NODE_RANK \\
              --rdzv_backend c10d --rdzv_endpoint $MASTER_HOST:29500 --rdzv_id tenku-run-1 \\
-             -m tenku train dit --preset world-b-gpu --data /shared/cache --out /shared/runs/b1
+             -m tenku.cli train dit --preset world-b-gpu --data /shared/cache --out /shared/runs/b1
 
 RUN must be on a filesystem all nodes see (checkpoints are written by several ranks and renamed by rank 0);
 the data path too. NCCL picks the network itself; on clusters with several NICs set NCCL_SOCKET_IFNAME (and

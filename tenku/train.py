@@ -385,7 +385,7 @@ def train(cfg: TrainConfig, resume_run: bool = False, dataset=None, collate=None
     autocast = (torch.autocast(dev.type, dtype=torch.bfloat16) if bf16 and not ranks.sharded else nullcontext())
     random.seed(cfg.seed + info.rank)
     np.random.seed(cfg.seed + info.rank)
-    if info.main and checkpoint_dirs(run) and not resume_run:
+    if checkpoint_dirs(run) and not resume_run:  # every rank checks (RUN is shared), so all stop together
         raise ValueError(f"{run} already holds checkpoints: pass --resume to continue, or choose a new --out")
 
     # 2. Models (identical init on every rank), EMA, optional discriminator, wrapping.
@@ -408,7 +408,7 @@ def train(cfg: TrainConfig, resume_run: bool = False, dataset=None, collate=None
     # 3. Optimizers (AdamW; the LR is set from the step every iteration, so the schedule resumes with it).
     def adamw(params, lr):
         return torch.optim.AdamW(params, lr=lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay,
-                                 fused=dev.type == "cuda")
+                                 fused=dev.type == "cuda" and not ranks.sharded)
 
     optimizers = {"model": adamw([p for p in model.parameters() if p.requires_grad], cfg.lr)}
     if disc is not None:
