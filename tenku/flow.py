@@ -108,7 +108,8 @@ def training_loss(dit, x0: torch.Tensor, text: torch.Tensor, text_mask: torch.Te
     per_frame_t: an independent noise level per latent frame (diffusion forcing) instead of one per clip.
     """
     B, C, T, h, w = x0.shape
-    n_tokens = dit.num_tokens(T, h, w) if hasattr(dit, "num_tokens") else T * h * w
+    core = getattr(dit, "module", dit)  # DDP hides the model's methods behind .module
+    n_tokens = core.num_tokens(T, h, w) if hasattr(core, "num_tokens") else T * h * w
     # 1. Timesteps: per clip or per frame; given frames pinned to 0.
     if per_frame_t:
         t = sample_t(B * T, cfg, n_tokens, generator, x0.device).view(B, T)  # (B, T')
