@@ -30,6 +30,14 @@ TEXTURE_MAX_DISTANCE = 90.0  # a second border mode this close to the first is a
 TEXTURE_MIN_SHARE = 0.03  # of the border pixels (bars and objects can hide most of a texture's other shade)
 CLEAN_VISIBLE = 0.97  # detections with less of their area in view are clipped (edge or occluder)
 STATIC_IOU = 0.9  # an occluder mask barely changes over the clip
+# H.264 (yuv420p) keeps luma at full resolution but stores chroma on a 2x2 grid, which moves an edge's chroma
+# by up to a pixel depending on where the edge falls on that grid: a centroid from chroma jitters with the
+# object's sub-pixel position. Centroids therefore weigh blends in YCbCr with chroma down-weighted by this
+# factor (squared): luma decides wherever an object differs from its background in brightness, chroma only
+# where it does not (a red or blue object on grey).
+CHROMA_WEIGHT = 0.1
+MOMENT_RING = 2  # pixels around a component's core whose coverage is added for its moments (chroma spreads ~2)
+_YCBCR = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float32)
 
 
 @dataclass
@@ -43,10 +51,11 @@ class Detection:
     shape: str  # best template (unreliable when clipped by the frame edge or an occluder)
     touches_edge: bool
     touches_occluder: bool
+    touches_object: bool = False  # next to another object, which may hide part of it (drawn later)
 
     @property
     def clipped(self) -> bool:
-        return self.touches_edge or self.touches_occluder
+        return self.touches_edge or self.touches_occluder or self.touches_object
 
 
 @dataclass
@@ -177,7 +186,8 @@ def unmix(frames: np.ndarray, backgrounds, colors: np.ndarray):
     """Explain every pixel as alpha * colour + (1 - alpha) * background.
 
     Returns label (T, H, W) int (-1: background or unexplained), alpha (T, H, W, K) per colour against the
-    pixel's best background, and fg (T, H, W) bool.
+    pixel's best background, fg (T, H, W) bool, and moment_alpha (T, H, W, K): the same blend measured with
+    luma weighted over chroma (CHROMA_WEIGHT) and not clipped (zero-mean noise cancels in sums), for moments.
     """
     p = frames.astype(np.float32)  # (T, H, W, 3)
     bgs = np.stack([np.asarray(b, np.float32) for b in backgrounds])  # (B, 3)
@@ -195,7 +205,12 @@ def unmix(frames: np.ndarray, backgrounds, colors: np.ndarray):
     # about equally well, prefer the one with more coverage.
     label = (resid_k + ALPHA_PREFERENCE * (1 - alpha)).argmin(-1)  # (T, H, W)
     ok = fg & (np.take_along_axis(resid_k, label[..., None], -1)[..., 0] < MAX_RESIDUAL)
-    return np.where(ok, label, -1), alpha, fg
+    w = _YCBCR * np.array([1.0, CHROMA_WEIGHT, CHROMA_WEIGHT], np.float32)[:, None]  # (3, 3)
+    dw = np.einsum("thwbc,ec->thwbe", d, w)  # (T, H, W, B, 3)
+    cbw = np.einsum("bkc,ec->bke", cb, w)  # (B, K, 3)
+    am = np.einsum("thwbe,bke->thwbk", dw, cbw) / (cbw * cbw).sum(-1)  # (T, H, W, B, K)
+    moment_alpha = np.take_along_axis(am, best_b[..., None, :], 3)[..., 0, :]  # (T, H, W, K)
+    return np.where(ok, label, -1), alpha, fg, moment_alpha
 
 
 def connected_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
@@ -271,7 +286,7 @@ def detect_frames(frames, fps: float) -> ClipDetections:
     n_obj = len(OBJECT_COLORS)
     colors = np.array([OBJECT_COLORS.get(n, OCCLUDER_COLORS.get(n)) for n in names], np.float32)  # (K, 3)
     backgrounds = estimate_background(frames)
-    label, alpha, _ = unmix(frames, backgrounds, colors)
+    label, alpha, _, malpha = unmix(frames, backgrounds, colors)
 
     # 1. Occluders: static bars, kept apart; objects touching them are clipped.
     occ_static, occluders = static_occluders(label, names, H, W, upp)
@@ -300,17 +315,31 @@ def detect_frames(frames, fps: float) -> ClipDetections:
                 area = a.sum()
                 if area < MIN_AREA_PX:
                     continue
-                cx, cy = (a * xx).sum() / area, (a * yy).sum() / area
+                ring = _dilate(cm, MOMENT_RING) & ~occ_mask[t] & ~(cores & (label[t] != k))
+                am = np.where(ring, np.clip(malpha[t, ..., k], -0.5, 1.5), 0.0)
+                mass = am.sum()
+                if mass > 0.5 * area:
+                    cx, cy = (am * xx).sum() / mass, (am * yy).sum() / mass
+                else:
+                    cx, cy = (a * xx).sum() / area, (a * yy).sum() / area
                 rows, cols = np.nonzero(region.any(1))[0], np.nonzero(region.any(0))[0]
-                touches_edge = bool(rows[0] == 0 or cols[0] == 0 or rows[-1] == H - 1 or cols[-1] == W - 1)
-                touches_occ = bool((region & occ_near).any())
+                touches_edge = bool(rows[0] == 0 or cols[0] == 0 or rows[-1] == H - 1 or cols[-1] == W - 1
+                                    or not cm[MOMENT_RING:H - MOMENT_RING, MOMENT_RING:W - MOMENT_RING].sum() == cm.sum())
+                # (a core within MOMENT_RING of the frame edge has its moment ring cut off)
+                touches_occ = bool((ring & occ_near).any())
                 r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
                 shape = fit_shape(a[r0:r1, c0:c1], cx - c0, cy - r0, area)
                 dets.append((region, Detection(name, cx * upp, world_h - cy * upp, area * upp * upp, shape,
                                                touches_edge, touches_occ)))
         # A small component hugging a much larger one of another colour is a compression or blur fringe.
-        keep = [d for r, d in dets if not any(o.color != d.color and o.area > FRINGE_RATIO * d.area and
-                                              (_dilate(r, 1) & ro).any() for ro, o in dets)]
+        near = [[j for j, (ro, o) in enumerate(dets) if o.color != d.color and (_dilate(r, 1) & ro).any()]
+                for r, d in dets]
+        keep = []
+        for (r, d), nb in zip(dets, near):
+            if any(dets[j][1].area > FRINGE_RATIO * d.area for j in nb):
+                continue
+            d.touches_object = bool(nb)
+            keep.append(d)
         per_frame.append(keep)
 
     return ClipDetections(fps=float(fps), height=H, width=W, world_w=world_w, world_h=world_h,

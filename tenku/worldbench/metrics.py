@@ -140,20 +140,33 @@ def velocity_error(det: ClipDetections, spec: Spec) -> float:
     return _mean(errs)
 
 
-def fitted_gravity(track: Track, fps: float, world_h: float) -> float:
-    """Downward acceleration from parabolas fitted to the track between floor contacts (median over arcs)."""
-    p = track.positions()
-    y = p[:, 1]
+def flight_segments(y: np.ndarray) -> list[np.ndarray]:
+    """Frame indices of each free flight in a (T,) height track (NaN where the object is not whole): runs of
+    consecutive finite frames, split at every local minimum (a floor bounce happens within a frame of it, so
+    the minimum frame itself is dropped: it may lie on either side of the bounce). Frames at the floor or at a
+    side wall touch the frame edge and are NaN already, so resting phases drop out too."""
     ok = np.isfinite(y)
-    # Split at local minima (floor bounces) and gaps.
-    cuts = [i for i in range(1, len(y) - 1) if ok[i - 1:i + 2].all() and y[i] <= y[i - 1] and y[i] < y[i + 1]]
-    edges = [0] + [c + 1 for c in cuts] + [len(y)]
-    gs = []
-    for a, b in zip(edges[:-1], edges[1:]):
-        idx = np.array([i for i in range(a, b) if ok[i]])
-        if len(idx) >= 4:
-            t = idx / fps
-            gs.append(-2 * np.polyfit(t, y[idx], 2)[0])
+    segs, cur = [], []
+    for i in range(len(y)):
+        if not ok[i]:
+            segs.append(cur)
+            cur = []
+        elif 0 < i < len(y) - 1 and ok[i - 1] and ok[i + 1] and y[i] <= y[i - 1] and y[i] < y[i + 1]:
+            segs.append(cur)  # a bounce: drop the lowest frame
+            cur = []
+        else:
+            cur.append(i)
+    segs.append(cur)
+    return [np.array(s) for s in segs if s]
+
+
+def fitted_gravity(track: Track, fps: float, world_h: float) -> float:
+    """Downward acceleration of a falling object: a parabola fitted to each flight between floor bounces (on
+    frames where the object is whole), the median over flights of at least 4 frames (3 if none is longer)."""
+    y = track.positions()[:, 1]  # (T,)
+    segs = flight_segments(y)
+    long = [s for s in segs if len(s) >= 4] or [s for s in segs if len(s) >= 3]
+    gs = [-2 * np.polyfit(s / fps, y[s], 2)[0] for s in long]
     return float(np.median(gs)) if gs else NAN
 
 
