@@ -36,6 +36,8 @@ STATIC_IOU = 0.9  # an occluder mask barely changes over the clip
 # factor (squared): luma decides wherever an object differs from its background in brightness, chroma only
 # where it does not (a red or blue object on grey).
 CHROMA_WEIGHT = 0.1
+VELOCITY_HALF_WINDOW = 4  # velocities from up to 9 frames
+VELOCITY_FIT_TOLERANCE = 0.06  # world units (~0.4 px at 64x64): a larger quadratic misfit is an event
 MOMENT_RING = 2  # pixels around a component's core whose coverage is added for its moments (chroma spreads ~2)
 _YCBCR = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float32)
 
@@ -103,15 +105,26 @@ class Track:
         return size_label(self.radius) if np.isfinite(self.radius) else None
 
     def velocities(self, fps: float) -> np.ndarray:
-        """(T, 2) velocity in world units/s: slope of a 5-frame linear fit (Savitzky-Golay, exact for constant
-        acceleration) where 5 clean frames are available, a central difference where only 3 are, else NaN."""
+        """(T, 2) velocity in world units/s, NaN where it cannot be measured: at each frame the slope of a
+        quadratic fitted to the widest symmetric window (up to 2 * VELOCITY_HALF_WINDOW + 1 clean frames) that a
+        quadratic explains within VELOCITY_FIT_TOLERANCE. Constant acceleration fits exactly, so the window
+        grows over a whole smooth flight (averaging compression noise) and shrinks at a bounce, a collision or
+        jittery motion down to the 3-frame central difference."""
         p = self.positions()  # (T, 2)
         v = np.full_like(p, np.nan)
         for i in range(len(p)):
-            if 2 <= i < len(p) - 2 and np.isfinite(p[i - 2:i + 3]).all():
-                v[i] = (2 * (p[i + 2] - p[i - 2]) + p[i + 1] - p[i - 1]) / 10 * fps
-            elif 1 <= i < len(p) - 1 and np.isfinite(p[[i - 1, i + 1]]).all():
-                v[i] = (p[i + 1] - p[i - 1]) / 2 * fps
+            for m in range(VELOCITY_HALF_WINDOW, 0, -1):
+                if i - m < 0 or i + m >= len(p) or not np.isfinite(p[i - m:i + m + 1]).all():
+                    continue
+                k = np.arange(-m, m + 1, dtype=np.float64)  # frame offsets
+                w = p[i - m:i + m + 1]  # (2m+1, 2)
+                if m > 1:
+                    coef = np.polyfit(k, w, 2)  # (3, 2)
+                    resid = w - np.stack([np.polyval(coef[:, j], k) for j in range(2)], 1)
+                    if np.abs(resid).max() > VELOCITY_FIT_TOLERANCE:
+                        continue
+                v[i] = (k[:, None] * w).sum(0) / (k * k).sum() * fps  # symmetric window: quadratic slope at 0
+                break
         return v
 
 
