@@ -250,6 +250,12 @@ def _dilate(mask: np.ndarray, r: int = 1) -> np.ndarray:
     return np.any([pad[r + dy:r + dy + h, r + dx:r + dx + w] for dy in range(-r, r + 1) for dx in range(-r, r + 1)], 0)
 
 
+def _erode(mask: np.ndarray) -> np.ndarray:
+    """4-neighbour erosion (pixels outside the frame count as set)."""
+    pad = np.pad(mask, 1, constant_values=True)
+    return mask & pad[:-2, 1:-1] & pad[2:, 1:-1] & pad[1:-1, :-2] & pad[1:-1, 2:]
+
+
 def fit_shape(alpha: np.ndarray, cx: float, cy: float, area: float) -> str:
     """The shape template (same area and centroid, pixel units, y down) closest in L1 to an alpha window."""
     h, w = alpha.shape
@@ -343,15 +349,18 @@ def detect_frames(frames, fps: float) -> ClipDetections:
                 r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
                 shape = fit_shape(a[r0:r1, c0:c1], cx - c0, cy - r0, area)
                 dets.append((region, Detection(name, cx * upp, world_h - cy * upp, area * upp * upp, shape,
-                                               touches_edge, touches_occ)))
-        # A small component hugging a much larger one of another colour is a compression or blur fringe.
-        near = [[j for j, (ro, o) in enumerate(dets) if o.color != d.color and (_dilate(r, 1) & ro).any()]
-                for r, d in dets]
+                                               touches_edge, touches_occ), cm))
+        # A thin component (no pixel of its core is 1 px inside it) hugging a much larger one of another colour
+        # is a compression or blur fringe; a real object, however small, keeps an interior pixel.
+        def fringe(i):
+            r, d, cm = dets[i]
+            return _erode(cm).sum() == 0 and any(o.color != d.color and o.area > FRINGE_RATIO * d.area and
+                                                (_dilate(r, 1) & ro).any() for ro, o, _ in dets)
+
+        kept = [dets[i] for i in range(len(dets)) if not fringe(i)]
         keep = []
-        for (r, d), nb in zip(dets, near):
-            if any(dets[j][1].area > FRINGE_RATIO * d.area for j in nb):
-                continue
-            d.touches_object = bool(nb)
+        for r, d, _ in kept:
+            d.touches_object = any(o.color != d.color and (_dilate(r, 1) & ro).any() for ro, o, _ in kept)
             keep.append(d)
         per_frame.append(keep)
 
