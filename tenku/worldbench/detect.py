@@ -151,7 +151,13 @@ class ClipDetections:
         """Tracks long enough to be objects (not a few noisy frames)."""
         n = self.frames
         min_frames = min_frames if min_frames is not None else max(1, min(3, n), int(0.15 * n))
-        return [t for t in self.tracks if t.seen.sum() >= min_frames]
+        # H.264 fringes flicker with the frame type (I/P): they are seen in scattered frames, never in two
+        # frames in a row, while a real object (even one passing behind a bar) is.
+        def steady(t):
+            s = t.seen
+            return n < 2 or bool((s[1:] & s[:-1]).any())
+
+        return [t for t in self.tracks if t.seen.sum() >= min_frames and steady(t)]
 
 
 def radius_from_area(shape: str, area: float) -> float:
