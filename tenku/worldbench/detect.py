@@ -38,6 +38,8 @@ STATIC_IOU = 0.9  # an occluder mask barely changes over the clip
 CHROMA_WEIGHT = 0.1
 VELOCITY_HALF_WINDOW = 4  # velocities from up to 9 frames
 VELOCITY_FIT_TOLERANCE = 0.06  # world units (~0.4 px at 64x64): a larger quadratic misfit is an event
+SHAPE_MIN_VOTES = 3  # frames a shape vote needs before less trustworthy frames are used
+AREA_COST = 1.0  # world units of distance per unit of |log area ratio| when linking detections to tracks
 MOMENT_RING = 2  # pixels around a component's core whose coverage is added for its moments (chroma spreads ~2)
 _YCBCR = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float32)
 
@@ -83,8 +85,14 @@ class Track:
 
     @property
     def shape(self) -> str | None:
-        """Majority template over clean frames (over all frames if the object is never whole)."""
-        votes = [d.shape for d, k in zip(self.dets, self.clean) if k] or [d.shape for d in self.dets if d]
+        """Majority template over the most trustworthy frames there are at least SHAPE_MIN_VOTES of: clean frames,
+        else frames away from the frame edge and occluders (only another object may hide a part: objects
+        moving side by side in lanes touch in every frame, yet neither hides the other), else every frame."""
+        tiers = ([d for d, k in zip(self.dets, self.clean) if k],
+                 [d for d in self.dets if d is not None and not (d.touches_edge or d.touches_occluder)],
+                 [d for d in self.dets if d is not None])
+        votes = next(([d.shape for d in tier] for tier in tiers if len(tier) >= SHAPE_MIN_VOTES),
+                     [d.shape for d in next((tier for tier in tiers if tier), [])])
         return max(SHAPES, key=votes.count) if votes else None
 
     def radii(self) -> np.ndarray:
@@ -353,7 +361,10 @@ def detect_frames(frames, fps: float) -> ClipDetections:
                 # (a core within MOMENT_RING of the frame edge has its moment ring cut off)
                 touches_occ = bool((ring & occ_near).any())
                 r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-                shape = fit_shape(a[r0:r1, c0:c1], cx - c0, cy - r0, area)
+                # The shape is fitted to the luma-weighted coverage too: the full-RGB alpha carries H.264's
+                # 2x2-blurred chroma, which rounds a small triangle's corners into a square or a ball.
+                fit_alpha = np.clip(am, 0.0, 1.0) if mass > 0.5 * area else a
+                shape = fit_shape(fit_alpha[r0:r1, c0:c1], cx - c0, cy - r0, area)
                 dets.append((region, Detection(name, cx * upp, world_h - cy * upp, area * upp * upp, shape,
                                                touches_edge, touches_occ), cm))
         # A thin component (no pixel of its core is 1 px inside it) hugging a much larger one of another colour
@@ -376,28 +387,35 @@ def detect_frames(frames, fps: float) -> ClipDetections:
 
 
 def link_tracks(per_frame: list[list[Detection]], fps: float, max_jump: float = 2.5) -> list[Track]:
-    """Tracks by colour, then nearest centroid to each track's predicted position (gaps allowed, so an object
-    that comes out from behind an occluder continues its track)."""
+    """Tracks by colour; within a colour, each frame's detections go to tracks by greedy global assignment on
+    cost = distance to the track's predicted position (from its last velocity, so same-colour objects may
+    cross) + AREA_COST * |log area ratio| to the track's median area (so a big object is not captured by a
+    track of small compression fragments that happens to sit nearer). Gaps are allowed, so an object that
+    comes out from behind an occluder continues its track."""
     T = len(per_frame)
     tracks: list[Track] = []
     for color in dict.fromkeys(d.color for dets in per_frame for d in dets):
         mine: list[Track] = []
         for t, dets in enumerate(per_frame):
             cands = sorted((d for d in dets if d.color == color), key=lambda d: -d.area)
-            free = list(mine)
-            for d in cands:
-                best, best_dist = None, np.inf
-                for tr in free:
-                    px, py, gap = _predict(tr, t)
+            pairs = []
+            for ti, tr in enumerate(mine):
+                px, py, gap = _predict(tr, t)
+                area = float(np.median([d.area for d in tr.dets if d is not None]))
+                for di, d in enumerate(cands):
                     dist = np.hypot(d.x - px, d.y - py)
-                    if dist < best_dist and dist < max_jump + 0.5 * gap:
-                        best, best_dist = tr, dist
-                if best is None:
-                    best = Track(color, [None] * T)
-                    mine.append(best)
-                else:
-                    free.remove(best)
-                best.dets[t] = d
+                    if dist < max_jump + 0.5 * gap:
+                        pairs.append((dist + AREA_COST * abs(np.log(d.area / area)), ti, di))
+            used_t, used_d = set(), set()
+            for _, ti, di in sorted(pairs):
+                if ti not in used_t and di not in used_d:
+                    used_t.add(ti)
+                    used_d.add(di)
+                    mine[ti].dets[t] = cands[di]
+            for di, d in enumerate(cands):
+                if di not in used_d:
+                    mine.append(Track(color, [None] * T))
+                    mine[-1].dets[t] = d
         tracks.extend(mine)
     return tracks
 

@@ -12,12 +12,13 @@ import math
 import numpy as np
 
 from .colors import SPEEDS, STILL_SPEED, direction_of, horizontal_sign, speed_label, speed_value
-from .detect import ClipDetections, Track, detect_frames
+from .detect import VELOCITY_FIT_TOLERANCE, ClipDetections, Track, detect_frames
 from .spec import Spec
 
 NAN = float("nan")
 LOWER_IS_BETTER = {"velocity_error", "gravity_error", "left_right_confusion", "flicker", "jerk"}
 WALL_MARGIN = 0.35  # world units: an object this close to a frame edge is in contact with the wall
+STILL_DISPLACEMENT = 0.1  # world units (~0.6 px at 64x64, ~3x the H.264 centroid noise) moved over the measured window
 PERMANENCE_POSITION_TOLERANCE = 0.6  # world units between the reappearance and the extrapolated path
 
 
@@ -36,27 +37,66 @@ def _mean(values) -> float:
     return float(np.mean(values)) if values else NAN
 
 
-def initial_velocity(track: Track, fps: float) -> np.ndarray | None:
-    """Mean velocity over the first three clean frames (before most wall or collision events)."""
-    p = track.positions()
+def initial_motion(track: Track, fps: float, falling: bool = False) -> tuple[np.ndarray, float] | None:
+    """(mean velocity, duration in s) over the widest run of consecutive clean frames from the first one that a
+    straight line explains within VELOCITY_FIT_TOLERANCE (a parabola for a falling object's height): the whole
+    run up to the first wall, collision or occluder, so slow motion is measured over as long a baseline as the
+    clip allows. Objects never whole fall back to clipped centroids over their first three frames."""
+    p = track.positions()  # (T, 2)
     idx = np.nonzero(np.isfinite(p[:, 0]))[0]
     if len(idx) < 2:  # never whole (at an edge or behind a bar): clipped centroids are better than nothing
         p = track.positions(clean_only=False)
         idx = np.nonzero(np.isfinite(p[:, 0]))[0]
-    if len(idx) < 2:
+        if len(idx) < 2:
+            return None
+        a, b = idx[0], idx[min(2, len(idx) - 1)]
+        return (p[b] - p[a]) * fps / (b - a), (b - a) / fps
+    a = idx[0]
+    end = a
+    while end + 1 < len(p) and np.isfinite(p[end + 1, 0]):
+        end += 1
+    if end == a:  # a single clean frame: the next seen frame, clean or not
+        return initial_motion_pair(track, fps, a)
+    best = a + 1
+    for e in range(a + 2, end + 1):
+        k = np.arange(e - a + 1, dtype=np.float64)
+        w = p[a:e + 1]  # (n, 2)
+        resid = [w[:, j] - np.polyval(np.polyfit(k, w[:, j], 2 if falling and j == 1 else 1), k) for j in (0, 1)]
+        if max(np.abs(r).max() for r in resid) > VELOCITY_FIT_TOLERANCE:
+            break
+        best = e
+    k = np.arange(best - a + 1, dtype=np.float64)
+    v = np.array([np.polyfit(k, p[a:best + 1, j], 1)[0] for j in (0, 1)]) * fps
+    return v, (best - a) / fps
+
+
+def initial_motion_pair(track: Track, fps: float, a: int):
+    p = track.positions(clean_only=False)
+    later = [i for i in range(a + 1, len(p)) if np.isfinite(p[i, 0])]
+    if not later:
         return None
-    a, b = idx[0], idx[min(2, len(idx) - 1)]
-    return (p[b] - p[a]) * fps / (b - a)
+    b = later[0]
+    return (p[b] - p[a]) * fps / (b - a), (b - a) / fps
+
+
+def initial_velocity(track: Track, fps: float, falling: bool = False) -> np.ndarray | None:
+    m = initial_motion(track, fps, falling)
+    return None if m is None else m[0]
 
 
 def detected_direction(track: Track, fps: float, motion: str | None) -> str | None:
-    v = initial_velocity(track, fps)
-    if v is None:
+    """The direction word of a track's initial motion. "Still" is judged on displacement, not speed: an object
+    is still when it moves less than STILL_DISPLACEMENT over the measured window, so a slow object measured over
+    a long baseline still has a direction, while centroid noise over a short one does not make one up."""
+    m = initial_motion(track, fps, falling=motion == "fall")
+    if m is None:
         return None
+    v, span = m
+    still = min(STILL_SPEED, STILL_DISPLACEMENT / max(span, 1e-9))
     if motion == "fall":  # a launch is horizontal at first, then gravity takes over: name it by its side
-        side = "right" if v[0] > STILL_SPEED else "left" if v[0] < -STILL_SPEED else None
+        side = "right" if v[0] > still else "left" if v[0] < -still else None
         return f"down-{side}" if side else "down"
-    return direction_of(*v)
+    return direction_of(*v, still=still)
 
 
 # --- attributes ------------------------------------------------------------------------------------------
@@ -88,7 +128,7 @@ def motion_scores(det: ClipDetections, spec: Spec) -> dict:
             if horizontal_sign(o.direction):
                 lr.append(got is not None and horizontal_sign(got) == -horizontal_sign(o.direction))
         if o.speed in SPEEDS:
-            v = initial_velocity(t, det.fps) if t is not None else None
+            v = initial_velocity(t, det.fps, spec.motion == "fall") if t is not None else None
             s = None if v is None else abs(v[0]) if spec.motion == "fall" else float(np.hypot(*v))
             speeds.append(s is not None and speed_label(s) == o.speed)
     return {"direction_accuracy": _mean(dirs), "left_right_confusion": _mean(lr), "speed_accuracy": _mean(speeds)}
