@@ -201,3 +201,20 @@ def test_run_with_stand_in_pipeline(tmp_path):
     report = run_benchmark(pipe, tmp_path, "id", count=2, seed=0, quiet=True)
     assert len(pipe.calls) == 2 and not report["failed"]
     assert report["summary"]["color_accuracy"]["mean"] == report["floor"]["color_accuracy"]["mean"]
+
+
+def test_run_cli_with_real_tiny_model(tmp_path):
+    """`tenku worldbench run` through the real `tenku.load_pipeline`: a random tiny model (native 32x32x9)
+    generates at the split's 64x64x17 and every clip is scored (random pixels score badly, not crash)."""
+    from tenku.cli import main
+    from tenku.pipeline import init_model
+
+    model = init_model(tmp_path / "m", "tiny", seed=0)
+    out = tmp_path / "out"
+    assert main(["worldbench", "run", "--model", str(model), "--split", "id", "--count", "1", "--seed", "0",
+                 "--steps", "2", "--floor-count", "1", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert not report["failed"] and len(report["clips"]) == 1
+    frames, fps = read_video(out / "generated" / report["clips"][0]["video"])
+    assert frames.shape == (17, 64, 64, 3) and fps == 8.0
+    assert "color_accuracy" in report["clips"][0]["metrics"]

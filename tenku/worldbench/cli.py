@@ -15,7 +15,7 @@ def cmd_score(args) -> int:
 
 def run_benchmark(pipe, out_dir, split: str = "id", count: int = 8, seed: int = 0, frames: int = 17,
                   height: int = 64, width: int = 64, fps: float = 8.0, steps=None, guidance=None,
-                  quiet: bool = False) -> dict:
+                  quiet: bool = False, floor_count: int = 8) -> dict:
     """Make the world split's manifest (and its ground-truth videos), generate each caption with `pipe` (any
     object with `.generate(prompt, frames=, height=, width=, fps=, steps=, guidance=, seed=)` returning
     `.frames` (T, H, W, 3) uint8 and `.fps`), then score the generated videos against the scenes."""
@@ -31,7 +31,8 @@ def run_benchmark(pipe, out_dir, split: str = "id", count: int = 8, seed: int = 
         video = pipe.generate(e["caption"], frames=frames, height=height, width=width, fps=fps, steps=steps,
                               guidance=guidance, seed=seed + i)
         write_video(out_dir / "generated" / e["video"], video.frames, video.fps)
-    return score_manifest(manifest, out_dir / "generated", out_dir, real_dir=out_dir / "world", quiet=quiet)
+    return score_manifest(manifest, out_dir / "generated", out_dir, floor_count=floor_count,
+                          real_dir=out_dir / "world", quiet=quiet)
 
 
 def cmd_run(args) -> int:
@@ -39,7 +40,7 @@ def cmd_run(args) -> int:
 
     pipe = tenku.load_pipeline(args.model)
     run_benchmark(pipe, args.out, args.split, args.count, args.seed, args.frames, args.height, args.width,
-                  args.fps, args.steps, args.guidance)
+                  args.fps, args.steps, args.guidance, floor_count=args.floor_count)
     return 0
 
 
@@ -66,4 +67,5 @@ def register_cli(subparsers) -> None:
     r.add_argument("--steps", type=int, help="sampler steps (default: the model's)")
     r.add_argument("--guidance", type=float, help="guidance scale (default: the model's)")
     r.add_argument("--out", default="worldbench", help="output folder")
+    r.add_argument("--floor-count", type=int, default=8, help="ground-truth clips for the detector floor")
     r.set_defaults(func=cmd_run)
