@@ -19,6 +19,7 @@ NAN = float("nan")
 LOWER_IS_BETTER = {"velocity_error", "gravity_error", "left_right_confusion", "flicker", "jerk"}
 WALL_MARGIN = 0.35  # world units: an object this close to a frame edge is in contact with the wall
 STILL_DISPLACEMENT = 0.1  # world units (~0.6 px at 64x64, ~3x the H.264 centroid noise) moved over the measured window
+MIN_MOTION_SPAN = 0.5  # seconds of straight motion wanted before falling back to partly hidden frames
 PERMANENCE_POSITION_TOLERANCE = 0.6  # world units between the reappearance and the extrapolated path
 
 
@@ -38,45 +39,46 @@ def _mean(values) -> float:
 
 
 def initial_motion(track: Track, fps: float, falling: bool = False) -> tuple[np.ndarray, float] | None:
-    """(mean velocity, duration in s) over the widest run of consecutive clean frames from the first one that a
-    straight line explains within VELOCITY_FIT_TOLERANCE (a parabola for a falling object's height): the whole
-    run up to the first wall, collision or occluder, so slow motion is measured over as long a baseline as the
-    clip allows. Objects never whole fall back to clipped centroids over their first three frames."""
-    p = track.positions()  # (T, 2)
-    idx = np.nonzero(np.isfinite(p[:, 0]))[0]
-    if len(idx) < 2:  # never whole (at an edge or behind a bar): clipped centroids are better than nothing
-        p = track.positions(clean_only=False)
-        idx = np.nonzero(np.isfinite(p[:, 0]))[0]
+    """(mean velocity, duration in s) over the widest window from the first usable frame whose positions a
+    straight line explains within VELOCITY_FIT_TOLERANCE: the whole stretch up to the first wall, collision or
+    turn, so slow motion is measured over as long a baseline as the clip allows. Frames where the object is
+    whole are used if there are at least 3; else frames where only another object may hide part of it
+    (objects moving side by side in lanes touch all the time); else every frame it is seen. A falling
+    object's height is a parabola broken by floor bounces, so only its x (constant velocity) is checked.
+    A less trustworthy tier is used when the better one spans less than MIN_MOTION_SPAN seconds."""
+    p_all = track.positions(clean_only=False)  # (T, 2)
+    d = track.dets
+    tiers = (track.clean, np.array([x is not None and not (x.touches_edge or x.touches_occluder) for x in d]),
+             track.seen)
+    fits = [f for f in (_straight_window(p_all, np.nonzero(ok)[0], fps, falling) for ok in tiers) if f]
+    if not fits:
+        return None
+    return next((f for f in fits if f[1] >= MIN_MOTION_SPAN), max(fits, key=lambda f: f[1]))
+
+
+def _straight_window(p_all: np.ndarray, idx: np.ndarray, fps: float, falling: bool):
+    """initial_motion on the frames idx of (T, 2) positions; None with fewer than 2 frames."""
+    if len(idx) < 2:
+        return None
+    axes = (0,) if falling else (0, 1)
+    # An event (a collision, a bounce) can hide in a gap: only a falling object's x, which nothing but a side
+    # wall changes, is followed across one (it touches the floor edge at every bounce).
+    if not falling:
+        idx = idx[:np.argmax(np.diff(idx) > 1) + 1] if (np.diff(idx) > 1).any() else idx
         if len(idx) < 2:
             return None
-        a, b = idx[0], idx[min(2, len(idx) - 1)]
-        return (p[b] - p[a]) * fps / (b - a), (b - a) / fps
-    a = idx[0]
-    end = a
-    while end + 1 < len(p) and np.isfinite(p[end + 1, 0]):
-        end += 1
-    if end == a:  # a single clean frame: the next seen frame, clean or not
-        return initial_motion_pair(track, fps, a)
-    best = a + 1
-    for e in range(a + 2, end + 1):
-        k = np.arange(e - a + 1, dtype=np.float64)
-        w = p[a:e + 1]  # (n, 2)
-        resid = [w[:, j] - np.polyval(np.polyfit(k, w[:, j], 2 if falling and j == 1 else 1), k) for j in (0, 1)]
-        if max(np.abs(r).max() for r in resid) > VELOCITY_FIT_TOLERANCE:
+    p = p_all[idx]  # (n, 2)
+    k = idx.astype(np.float64)  # frame numbers
+    best = 1
+    for e in range(2, len(idx)):
+        kk, w = k[:e + 1], p[:e + 1]
+        resid = max(np.abs(w[:, j] - np.polyval(np.polyfit(kk, w[:, j], 1), kk)).max() for j in axes)
+        if resid > VELOCITY_FIT_TOLERANCE:
             break
         best = e
-    k = np.arange(best - a + 1, dtype=np.float64)
-    v = np.array([np.polyfit(k, p[a:best + 1, j], 1)[0] for j in (0, 1)]) * fps
-    return v, (best - a) / fps
-
-
-def initial_motion_pair(track: Track, fps: float, a: int):
-    p = track.positions(clean_only=False)
-    later = [i for i in range(a + 1, len(p)) if np.isfinite(p[i, 0])]
-    if not later:
-        return None
-    b = later[0]
-    return (p[b] - p[a]) * fps / (b - a), (b - a) / fps
+    kk = k[:best + 1]
+    v = np.array([np.polyfit(kk, p[:best + 1, j], 1)[0] for j in (0, 1)]) * fps
+    return v, (kk[-1] - kk[0]) / fps
 
 
 def initial_velocity(track: Track, fps: float, falling: bool = False) -> np.ndarray | None:
