@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -94,13 +95,14 @@ def main():
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.size}x{args.size}, {args.fps:g} fps, "
           f"window {cfg.sample.frames} frames, history 5, {steps} steps (model default {cfg.sample.steps}), "
           f"guidance {cfg.sample.guidance}")
+    print(f"load average before the run: {os.getloadavg()[0]:.1f} (other processes slow every row alike only if steady)")
     print("each length in a fresh process; extra MiB = peak resident memory during generation minus before it")
-    print(f"{'video':>7}{'frames':>8}{'windows':>9}{'time s':>9}{'s / s-video':>13}{'extra MiB':>11}{'base MiB':>10}")
+    print(f"{'video':>7}{'frames':>8}{'windows':>9}{'time s':>9}{'s / s-video':>13}{'s / window':>12}{'extra MiB':>11}{'base MiB':>10}")
     rows = {}
     for sec in lengths:
         r = run_length(model, sec, steps, args.size, args.fps)
         rows[sec] = r
-        print(f"{sec:>5} s{round(sec * args.fps):>8}{r['windows']:>9}{r['seconds']:>9.1f}{r['seconds'] / sec:>13.2f}"
+        print(f"{sec:>5} s{round(sec * args.fps):>8}{r['windows']:>9}{r['seconds']:>9.1f}{r['seconds'] / sec:>13.2f}{r['seconds'] / r['windows']:>12.2f}"
               f"{r['extra_mib']:>11.1f}{r['base_mib']:>10.0f}", flush=True)
     lo, hi = lengths[0], lengths[-1]
     t_ratio = rows[hi]["seconds"] / rows[lo]["seconds"]
