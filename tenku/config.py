@@ -155,6 +155,7 @@ PRESETS: dict[str, ModelConfig] = {
     "world-xs": _model(
         VAEConfig(latent_channels=8, base_channels=16, channel_mult=(1, 2, 4, 4)),
         DiTConfig(dim=256, ffn_dim=1024, num_layers=8, num_heads=4),
+        sample=SampleConfig(frames=17, max_frames=17, height=64, width=64, fps=8, steps=20, guidance=4.0),
     ),
     "world-s": _model(
         VAEConfig(latent_channels=8, base_channels=32, channel_mult=(1, 2, 4, 4)),

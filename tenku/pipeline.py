@@ -18,7 +18,7 @@ from .text import load_text_encoder
 from .vae import VideoVAE
 from .video_io import tensor_to_frames, write_video
 
-DEFAULT_MODEL = Path(__file__).parent / "assets" / "world-s"
+DEFAULT_MODEL = Path(__file__).parent / "assets" / "world-xs"
 
 
 @dataclass

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Reproduce the shipped default model (preset world-xs) from nothing: make Tenku World, train the VAE,
+# cache latents, train the DiT, ship the EMA weights in half precision into tenku/assets/world-xs.
+#
+#   scripts/train_default.sh                         # whole recipe (resumes any stage that was interrupted)
+#   VAE_MINUTES=40 DIT_MINUTES=60 scripts/train_default.sh
+#
+# Each stage trains for a wall-clock budget, then finishes its run (export) from the last checkpoint; rerun
+# the script to continue training from where it stopped (it resumes, it never starts over).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+T=.venv/bin/tenku
+VAE_MINUTES=${VAE_MINUTES:-60}
+DIT_MINUTES=${DIT_MINUTES:-120}
+CACHE_CLIPS=${CACHE_CLIPS:-6000}
+
+# 1. The world: 20,000 training clips at three aspect ratios, 1 to 33 frames, 8 fps.
+[ -f data/world-train/manifest.jsonl ] || $T world make --out data/world-train --count 20000 --split train \
+    --seed 0 --sizes 64x64,48x80,80x48 --frames-choices 1,9,17,33 --fps 8
+
+# run_for MINUTES RUN_DIR ARGS...: train (resuming if the run exists) for a time budget, then export.
+run_for() {
+  local minutes=$1 run=$2; shift 2
+  local resume=(); [ -f "$run/config.json" ] && resume=(--resume)
+  timeout --signal=KILL "${minutes}m" nice $T train "$@" --out "$run" "${resume[@]}" || true
+  local step; step=$(ls "$run/checkpoints" | sed 's/step_0*//' | sort -n | tail -1)
+  $T train "$@" --out "$run" --resume --steps "$step"   # 0 more steps: export $run/model from the checkpoint
+}
+
+# 2. The VAE.
+run_for "$VAE_MINUTES" runs/world-xs-vae vae --config recipes/world-xs-vae.yaml --data data/world-train/manifest.jsonl
+
+# 3. Latents + text states for a subset of the clips, once.
+head -n "$CACHE_CLIPS" data/world-train/manifest.jsonl > data/world-train/subset.jsonl
+$T cache --model runs/world-xs-vae/model --manifest data/world-train/subset.jsonl --out data/world-xs-cache \
+    --buckets 64x64 48x80 80x48 --frames 1 9 17 -q
+
+# 4. The DiT.
+run_for "$DIT_MINUTES" runs/world-xs-dit dit --config recipes/world-xs-dit.yaml --data data/world-xs-cache \
+    --vae runs/world-xs-vae/model
+
+# 5. Ship: EMA weights in float16 inside the package.
+.venv/bin/python - <<'PY'
+import torch
+from tenku.checkpoint import load_model_config, load_state, save_model_dir
+from tenku.dit import DiT
+from tenku.vae import VideoVAE
+src = "runs/world-xs-dit/model"
+cfg = load_model_config(src)
+vae, dit = VideoVAE(cfg.vae), DiT(cfg.dit)
+load_state(vae, f"{src}/vae.safetensors"); load_state(dit, f"{src}/dit.safetensors")
+print(save_model_dir("tenku/assets/world-xs", cfg, vae, dit, dtype=torch.float16))
+PY
