@@ -39,6 +39,7 @@ CHROMA_WEIGHT = 0.1
 VELOCITY_HALF_WINDOW = 4  # velocities from up to 9 frames
 VELOCITY_FIT_TOLERANCE = 0.06  # world units (~0.4 px at 64x64): a larger quadratic misfit is an event
 SHAPE_MIN_VOTES = 3  # frames a shape vote needs before less trustworthy frames are used
+PART_SHARE = 0.8  # of a track's frames inside a bigger object that make it a piece of that object
 AREA_COST = 1.0  # world units of distance per unit of |log area ratio| when linking detections to tracks
 MOMENT_RING = 2  # pixels around a component's core whose coverage is added for its moments (chroma spreads ~2)
 _YCBCR = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float32)
@@ -165,7 +166,23 @@ class ClipDetections:
             s = t.seen
             return n < 2 or bool((s[1:] & s[:-1]).any())
 
-        return [t for t in self.tracks if t.seen.sum() >= min_frames and steady(t)]
+        kept = [t for t in self.tracks if t.seen.sum() >= min_frames and steady(t)]
+        return [t for t in kept if not any(_part_of(t, u) for u in kept if u is not t)]
+
+
+def _part_of(t: Track, u: Track) -> bool:
+    """True when track t is a piece of the bigger object u: in at least PART_SHARE of t's frames u is seen too
+    and t's centroid lies inside u's extent. H.264 splits a small object's colour (orange into orange and
+    yellow) and breaks fragments off a big one's edge; whole objects never overlap in the world, and a
+    generated one that another fully covers is not countable anyway."""
+    t_area = np.median([d.area for d in t.dets if d is not None])
+    u_area = np.median([d.area for d in u.dets if d is not None])
+    if u_area < t_area or (u_area == t_area and u.seen.sum() <= t.seen.sum()):
+        return False
+    r = np.sqrt(u_area / np.pi)  # u's equal-area radius
+    both = [(a, b) for a, b in zip(t.dets, u.dets) if a is not None and b is not None]
+    inside = sum(np.hypot(a.x - b.x, a.y - b.y) < r for a, b in both)
+    return inside >= PART_SHARE * t.seen.sum()
 
 
 def radius_from_area(shape: str, area: float) -> float:
