@@ -88,11 +88,12 @@ class Track:
     def shape(self) -> str | None:
         """Majority template over the most trustworthy frames there are at least SHAPE_MIN_VOTES of: clean frames,
         else frames away from the frame edge and occluders (only another object may hide a part: objects
-        moving side by side in lanes touch in every frame, yet neither hides the other), else every frame."""
+        moving side by side in lanes touch in every frame, yet neither hides the other); with fewer, the first
+        of those tiers that has any frame, and every frame only for an object never seen whole."""
         tiers = ([d for d, k in zip(self.dets, self.clean) if k],
                  [d for d in self.dets if d is not None and not (d.touches_edge or d.touches_occluder)],
                  [d for d in self.dets if d is not None])
-        votes = next(([d.shape for d in tier] for tier in tiers if len(tier) >= SHAPE_MIN_VOTES),
+        votes = next(([d.shape for d in tier] for tier in tiers[:2] if len(tier) >= SHAPE_MIN_VOTES),
                      [d.shape for d in next((tier for tier in tiers if tier), [])])
         return max(SHAPES, key=votes.count) if votes else None
 
