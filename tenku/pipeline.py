@@ -15,7 +15,7 @@ from .dit import DiT
 from .conditioning import Conditioner, Plan, check_frame_size, load_frames, valid_prefix
 from .sampler import SAMPLERS, Conditioning, GuidedVelocity, sample
 from .text import load_text_encoder
-from .vae import VideoVAE
+from .vae import VideoVAE, nearest_valid
 from .video_io import tensor_to_frames, write_video
 
 DEFAULT_MODEL = Path(__file__).parent / "assets" / "world-xs"
@@ -28,12 +28,6 @@ class Video:
 
     def save(self, path: str | Path) -> Path:
         return write_video(path, self.frames, self.fps)
-
-
-def _nearest(value: int, valid: Callable[[int], bool], lo: int = 1) -> list[int]:
-    below = next((v for v in range(value, lo - 1, -1) if valid(v)), None)
-    above = next(v for v in range(max(value, lo), value + 10_000) if valid(v))
-    return sorted({v for v in (below, above) if v is not None})
 
 
 class Pipeline:
@@ -69,11 +63,11 @@ class Pipeline:
         errors = []
         if not isinstance(frames, int) or frames < 1 or (frames - 1) % 4 or ((frames - 1) // 4 + 1) % pt:
             ok = lambda n: (n - 1) % 4 == 0 and ((n - 1) // 4 + 1) % pt == 0
-            errors.append(f"frames must be 1 + 4k (got {frames}; nearest valid: {' or '.join(map(str, _nearest(int(frames), ok)))})")
+            errors.append(f"frames must be 1 + 4k (got {frames}; nearest valid: {nearest_valid(int(frames), ok, 1)})")
         for name, v in (("height", height), ("width", width)):
             if not isinstance(v, int) or v < s or v % s:
-                near = _nearest(max(int(v), s), lambda n: n % s == 0, lo=s)
-                errors.append(f"{name} must be a positive multiple of {s} (got {v}; nearest valid: {' or '.join(map(str, near))})")
+                near = nearest_valid(int(v), lambda n: n % s == 0, s)
+                errors.append(f"{name} must be a positive multiple of {s} (got {v}; nearest valid: {near})")
         if errors:
             raise ValueError("; ".join(errors))
         return (frames - 1) // 4 + 1, height // self.cfg.vae.spatial_compression, width // self.cfg.vae.spatial_compression

@@ -37,7 +37,7 @@ ENCODE_CHUNK = 4  # pixel frames per encode step after the first frame (one late
 
 # ----------------------------------------------------------------------------- size validation
 
-def _nearest(value: int, valid: Callable[[int], bool], lowest: int) -> str:
+def nearest_valid(value: int, valid: Callable[[int], bool], lowest: int) -> str:
     """'a or b' for the valid values just below and above `value` (only b if nothing valid lies below)."""
     below = value - 1
     while below >= lowest and not valid(below):
@@ -51,14 +51,14 @@ def _nearest(value: int, valid: Callable[[int], bool], lowest: int) -> str:
 def check_frames(frames: int) -> None:
     """Raise ValueError unless frames = 1 + 4k, k >= 0."""
     if not isinstance(frames, int) or frames < 1 or (frames - 1) % 4:
-        near = _nearest(int(frames), lambda f: (f - 1) % 4 == 0, 1)
+        near = nearest_valid(int(frames), lambda f: (f - 1) % 4 == 0, 1)
         raise ValueError(f"frames must be 1 + 4k (got {frames}; nearest valid: {near})")
 
 
 def check_multiple(name: str, value: int, multiple: int) -> None:
     """Raise ValueError unless value is a positive multiple of `multiple` (e.g. height vs compression)."""
     if not isinstance(value, int) or value < multiple or value % multiple:
-        near = _nearest(int(value), lambda v: v % multiple == 0, multiple)
+        near = nearest_valid(int(value), lambda v: v % multiple == 0, multiple)
         raise ValueError(f"{name} {value} is not a multiple of {multiple} (nearest valid: {near})")
 
 
