@@ -195,3 +195,12 @@ def test_overfit_one_clip():
         opt.step()
         losses.append(mse.item())
     assert losses[-1] < 0.25 * losses[0], losses
+
+
+def test_new_vae_posterior_starts_nearly_deterministic():
+    from tenku.vae import LOGVAR_INIT
+
+    vae = VideoVAE(preset("tiny").vae)
+    post = vae.encode(torch.rand(1, 3, 5, 32, 32) * 2 - 1)
+    assert torch.allclose(post.logvar, torch.full_like(post.logvar, LOGVAR_INIT))
+    assert (post.sample() - post.mode()).abs().max() < 0.5  # noise std e^-3, not ~1
