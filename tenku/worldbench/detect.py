@@ -41,6 +41,7 @@ VELOCITY_FIT_TOLERANCE = 0.06  # world units (~0.4 px at 64x64): a larger quadra
 SHAPE_MIN_VOTES = 3  # frames a shape vote needs before less trustworthy frames are used
 PART_SHARE = 0.8  # of a track's frames inside a bigger object that make it a piece of that object
 AREA_COST = 1.0  # world units of distance per unit of |log area ratio| when linking detections to tracks
+OCCLUDED_FIT_MIN_VISIBLE = 0.3  # of the fitted template in view before a partly hidden object's fit is trusted
 MOMENT_RING = 2  # pixels around a component's core whose coverage is added for its moments (chroma spreads ~2)
 _YCBCR = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float32)
 
@@ -57,6 +58,7 @@ class Detection:
     touches_edge: bool
     touches_occluder: bool
     touches_object: bool = False  # next to another object, which may hide part of it (drawn later)
+    visible: float = 1.0  # share of the fitted template in view (< 1 only for objects partly behind an occluder)
 
     @property
     def clipped(self) -> bool:
@@ -302,6 +304,42 @@ def fit_shape(alpha: np.ndarray, cx: float, cy: float, area: float) -> str:
     return best
 
 
+def fit_hidden(alpha: np.ndarray, usable: np.ndarray, cx: float, cy: float, area: float):
+    """(shape, cx, cy, visible share) of the template that best explains a partly hidden object: each shape's
+    centre and half-extent fitted (least squares, coordinate search) to the alpha window on the usable pixels
+    only (not the occluder), so the centre is where the whole object is, not the centroid of its visible part
+    (which lags behind a bar, halving a measured speed). Pixel units, y down, window coordinates."""
+    h, w = alpha.shape
+    xs, ys = np.arange(w) + 0.5, np.arange(h) + 0.5
+
+    def cover(shape, p):
+        return np.clip(0.5 - shape_sdf(shape, xs[None, :] - p[0], -(ys[:, None] - p[1]), p[2]), 0, 1)
+
+    def err(shape, p):
+        return float((((cover(shape, p) - alpha) * usable) ** 2).sum()) if p[2] > 0.3 else np.inf
+
+    best = None
+    for shape in SHAPES:
+        p = np.array([cx, cy, radius_from_area(shape, area)])
+        e, step = err(shape, p), 0.5
+        while step > 0.02:
+            moved = False
+            for j in range(3):
+                for s in (step, -step):
+                    q = p.copy()
+                    q[j] += s
+                    eq = err(shape, q)
+                    if eq < e:
+                        p, e, moved = q, eq, True
+            if not moved:
+                step /= 2
+        if best is None or e < best[0]:
+            full = cover(shape, p).sum()
+            best = (e, shape, p, (cover(shape, p) * usable).sum() / max(full, 1e-9))
+    _, shape, p, visible = best
+    return shape, float(p[0]), float(p[1]), float(visible)
+
+
 def static_occluders(label: np.ndarray, names, height: int, width: int, upp: float):
     """Occluders: connected regions whose pixels keep one colour label in (nearly) every frame and that either
     have an occluder-palette colour or span the frame from edge to edge (a bar), which no object does.
@@ -378,13 +416,27 @@ def detect_frames(frames, fps: float) -> ClipDetections:
                                     or not cm[MOMENT_RING:H - MOMENT_RING, MOMENT_RING:W - MOMENT_RING].sum() == cm.sum())
                 # (a core within MOMENT_RING of the frame edge has its moment ring cut off)
                 touches_occ = bool((ring & occ_near).any())
+                visible = 1.0
                 r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
                 # The shape is fitted to the luma-weighted coverage too: the full-RGB alpha carries H.264's
                 # 2x2-blurred chroma, which rounds a small triangle's corners into a square or a ball.
                 fit_alpha = np.clip(am, 0.0, 1.0) if mass > 0.5 * area else a
                 shape = fit_shape(fit_alpha[r0:r1, c0:c1], cx - c0, cy - r0, area)
+                if touches_occ and not touches_edge:
+                    # Partly behind a bar: fit the whole template to what is in view (alpha of this colour,
+                    # zero outside its ring, unknown on the occluder and on other objects' cores).
+                    win = _dilate(cm, MOMENT_RING + 2)
+                    rows_w, cols_w = np.nonzero(win.any(1))[0], np.nonzero(win.any(0))[0]
+                    q0, q1, p0, p1 = rows_w[0], rows_w[-1] + 1, cols_w[0], cols_w[-1] + 1
+                    usable = (~occ_near & ~(cores & (label[t] != k)))[q0:q1, p0:p1]
+                    target = np.where(ring, np.clip(malpha[t, ..., k] if mass > 0.5 * area else alpha[t, ..., k],
+                                                    0.0, 1.0), 0.0)[q0:q1, p0:p1]
+                    fs, fx, fy, vis = fit_hidden(target, usable.astype(np.float64), cx - p0, cy - q0, area)
+                    cx, cy, visible = fx + p0, fy + q0, vis  # the whole object's centre, however little shows
+                    if vis >= OCCLUDED_FIT_MIN_VISIBLE:
+                        shape = fs
                 dets.append((region, Detection(name, cx * upp, world_h - cy * upp, area * upp * upp, shape,
-                                               touches_edge, touches_occ), cm))
+                                               touches_edge, touches_occ, visible=visible), cm))
         # A thin component (no pixel of its core is 1 px inside it) hugging a much larger one of another colour
         # is a compression or blur fringe; a real object, however small, keeps an interior pixel.
         def fringe(i):
@@ -439,8 +491,10 @@ def link_tracks(per_frame: list[list[Detection]], fps: float, max_jump: float = 
 
 
 def _predict(track: Track, t: int) -> tuple[float, float, int]:
-    """Where a track should be at frame t: last position plus its last step times the gap."""
+    """Where a track should be at frame t: last position plus its last step times the gap, from frames whose
+    position is trusted (a sliver still showing beside an occluder has a poor fitted centre) if there are any."""
     idx = [i for i in range(t) if track.dets[i] is not None]
+    idx = [i for i in idx if track.dets[i].visible >= OCCLUDED_FIT_MIN_VISIBLE] or idx
     last = track.dets[idx[-1]]
     gap = t - idx[-1]
     if len(idx) >= 2 and idx[-1] - idx[-2] == 1:

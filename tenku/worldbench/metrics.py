@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from .colors import SPEEDS, STILL_SPEED, direction_of, horizontal_sign, speed_label, speed_value
-from .detect import VELOCITY_FIT_TOLERANCE, ClipDetections, Track, detect_frames
+from .detect import OCCLUDED_FIT_MIN_VISIBLE, VELOCITY_FIT_TOLERANCE, ClipDetections, Track, detect_frames
 from .spec import Spec
 
 NAN = float("nan")
@@ -43,13 +43,16 @@ def initial_motion(track: Track, fps: float, falling: bool = False) -> tuple[np.
     straight line explains within VELOCITY_FIT_TOLERANCE: the whole stretch up to the first wall, collision or
     turn, so slow motion is measured over as long a baseline as the clip allows. Frames where the object is
     whole are used if there are at least 3; else frames where only another object may hide part of it
-    (objects moving side by side in lanes touch all the time); else every frame it is seen. A falling
+    (objects moving side by side in lanes touch all the time); else every frame it is seen with enough of it
+    in view for a fitted centre. A falling
     object's height is a parabola broken by floor bounces, so only its x (constant velocity) is checked.
     A less trustworthy tier is used when the better one spans less than MIN_MOTION_SPAN seconds."""
     p_all = track.positions(clean_only=False)  # (T, 2)
     d = track.dets
+    # Behind an occluder the position is the fitted whole template's centre (detect.fit_hidden), trusted while
+    # enough of it shows; a sliver's fit is not.
     tiers = (track.clean, np.array([x is not None and not (x.touches_edge or x.touches_occluder) for x in d]),
-             track.seen)
+             np.array([x is not None and x.visible >= OCCLUDED_FIT_MIN_VISIBLE for x in d]))
     fits = [f for f in (_straight_window(p_all, np.nonzero(ok)[0], fps, falling) for ok in tiers) if f]
     if not fits:
         return None
