@@ -422,9 +422,10 @@ def detect_frames(frames, fps: float) -> ClipDetections:
                 # 2x2-blurred chroma, which rounds a small triangle's corners into a square or a ball.
                 fit_alpha = np.clip(am, 0.0, 1.0) if mass > 0.5 * area else a
                 shape = fit_shape(fit_alpha[r0:r1, c0:c1], cx - c0, cy - r0, area)
-                if touches_occ and not touches_edge:
+                if touches_occ:
                     # Partly behind a bar: fit the whole template to what is in view (alpha of this colour,
-                    # zero outside its ring, unknown on the occluder and on other objects' cores).
+                    # zero outside its ring, unknown on the occluder, on other objects' cores and outside the
+                    # frame, so an object clipped by a bar and the frame edge at once is fitted too).
                     win = _dilate(cm, MOMENT_RING + 2)
                     rows_w, cols_w = np.nonzero(win.any(1))[0], np.nonzero(win.any(0))[0]
                     q0, q1, p0, p1 = rows_w[0], rows_w[-1] + 1, cols_w[0], cols_w[-1] + 1
