@@ -204,3 +204,18 @@ def test_new_vae_posterior_starts_nearly_deterministic():
     post = vae.encode(torch.rand(1, 3, 5, 32, 32) * 2 - 1)
     assert torch.allclose(post.logvar, torch.full_like(post.logvar, LOGVAR_INIT))
     assert (post.sample() - post.mode()).abs().max() < 0.5  # noise std e^-3, not ~1
+
+
+
+@pytest.mark.parametrize("temporal", [False, True])
+def test_resampling_steps_start_at_full_strength(temporal):
+    # Regression: with default init a Downsample kept ~1/4 of a first frame's std while its biases did not
+    # shrink, so by the latent the input was buried and Tenku World training collapsed to the mean image.
+    from tenku.causal_conv import Downsample, Upsample
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 1, 16, 16, 32)  # (B, T, H, W, C): a first frame
+    down = Downsample(32, 32, temporal)(x)
+    up = Upsample(32, 32, temporal)(x)
+    for y in (down, up):
+        assert 0.6 < y.std() / x.std() < 1.6, y.std()
