@@ -115,10 +115,12 @@ def test_tiled_close_to_untiled():
         full = vae.decode(z)
         assert torch.equal(vae.decode(z, tile=128), full)  # one tile covering the frame is the untiled path
         errs = []
-        for tile in (32, 64, 96):  # an untrained net reaches across the frame, so error shrinks with the tile
+        # An untrained net (signal-preserving init, frame attention) reaches across the frame, so the error
+        # shrinks as tiles grow toward the frame.
+        for tile in (32, 64, 96, 112):
             tiled = vae.decode(z, tile=tile)
             errs.append(((tiled - full).abs().mean() / full.abs().mean()).item())
-        assert errs[0] > errs[1] > errs[2] and errs[2] < 0.2, errs
+        assert errs == sorted(errs, reverse=True) and errs[-1] < 0.2, errs
         zt = vae.encode(video, tile=96).mean
         assert ((zt - z).abs().mean() / z.abs().mean()) < 0.25
         # tiled chunked == tiled whole clip: each tile keeps its own cache across chunks
