@@ -23,7 +23,7 @@ run_for() {
   local minutes=$1 run=$2; shift 2
   local resume=(); [ -f "$run/config.json" ] && resume=(--resume)
   timeout --signal=KILL "${minutes}m" nice $T train "$@" --out "$run" "${resume[@]}" || true
-  local step; step=$(ls "$run/checkpoints" | sed 's/step_0*//' | sort -n | tail -1)
+  local step; step=$(ls "$run/checkpoints" | grep -v '\.tmp$' | sed 's/step_0*//' | sort -n | tail -1)  # complete only
   $T train "$@" --out "$run" --resume --steps "$step"   # 0 more steps: export $run/model from the checkpoint
 }
 
