@@ -13,6 +13,7 @@ from tenku.checkpoint import load_tensors, save_model_dir
 from tenku.config import preset
 from tenku.data import BucketConfig, VideoDataset, read_manifest
 from tenku.dit import DiT
+from tenku.train import latent_stats
 from tenku.vae import VideoVAE
 
 ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -23,20 +24,14 @@ ap.add_argument("--manifest", default="data/world-train/manifest.jsonl")
 ap.add_argument("--clips", type=int, default=64)
 args = ap.parse_args()
 
-ckpt = sorted(Path(args.run, "checkpoints").glob("step_*"))[-1]
+ckpt = sorted(p for p in Path(args.run, "checkpoints").glob("step_*") if p.suffix != ".tmp")[-1]  # complete only
 cfg = preset(args.preset)
 vae = VideoVAE(cfg.vae).eval()
 vae.load_state_dict(load_tensors(ckpt / "model.safetensors"))
-clips = read_manifest(args.manifest)[: args.clips * 2]
+clips = read_manifest(args.manifest)[: args.clips * 2]  # spare lines for skipped clips
 ds = VideoDataset(clips, BucketConfig(sizes=[(64, 64), (48, 80), (80, 48)], frames=[1, 9, 17], stride=16))
-zs = []
-with torch.no_grad():
-    for i in range(len(ds)):
-        item = ds[i]
-        if item is not None and len(zs) < args.clips:
-            zs.append(vae.encode(item["video"][None]).mode().flatten(2))  # (1, C, N)
-z = torch.cat(zs, dim=2)  # (1, C, N)
-vae.latent_mean.copy_(z.mean(dim=(0, 2)))
-vae.latent_std.copy_(z.std(dim=(0, 2)).clamp(min=1e-3))
+mean, std = latent_stats(vae, ds, args.clips, "cpu")  # the same measurement training stores
+vae.latent_mean.copy_(mean)
+vae.latent_std.copy_(std)
 torch.manual_seed(0)
 print(save_model_dir(args.out, cfg, vae, DiT(cfg.dit)), "from", ckpt.name, "latent std", vae.latent_std.tolist())
