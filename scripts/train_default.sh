@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 T=.venv/bin/tenku
 VAE_MINUTES=${VAE_MINUTES:-60}
 DIT_MINUTES=${DIT_MINUTES:-120}
-CACHE_CLIPS=${CACHE_CLIPS:-2000}
+CACHE_CLIPS=${CACHE_CLIPS:-6000}
 
 # 1. The world: 20,000 training clips at three aspect ratios, 1 to 33 frames, 8 fps.
 [ -f data/world-train/manifest.jsonl ] || $T world make --out data/world-train --count 20000 --split train \

@@ -151,10 +151,12 @@ PRESETS: dict[str, ModelConfig] = {
         DiTConfig(dim=24, ffn_dim=48, num_layers=2, num_heads=2, freq_dim=32),
         sample=SampleConfig(frames=9, height=32, width=32, steps=4),
     ),
-    # The shipped default: small enough to train on a 2-core CPU in hours and to sample in seconds.
+    # The shipped default: small enough to train on a 2-core CPU in hours and to sample in seconds. At 64x64 an
+    # 8x VAE squeezes a small object into less than one latent pixel and takes far longer to learn it; so 4x in
+    # space, and 4x4 latent patches keep the DiT at 16 tokens per latent frame (bench/vae_ceiling.py).
     "world-xs": _model(
-        VAEConfig(latent_channels=8, base_channels=16, channel_mult=(1, 2, 4, 4)),
-        DiTConfig(dim=256, ffn_dim=1024, num_layers=8, num_heads=4),
+        VAEConfig(latent_channels=8, base_channels=16, channel_mult=(1, 2, 4), spatial_compression=4),
+        DiTConfig(dim=256, ffn_dim=1024, num_layers=8, num_heads=4, patch_size=(1, 4, 4)),
         sample=SampleConfig(frames=17, max_frames=17, height=64, width=64, fps=8, steps=20, guidance=4.0),
     ),
     "world-s": _model(

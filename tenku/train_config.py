@@ -86,6 +86,7 @@ class TrainConfig:
 
     # 6. VAE objective.
     kl_weight: float = 1e-6
+    vae_crop: int = 0  # train on random square crops of this side (0 = whole frames); a multiple of the VAE's stride
     freq_weight: float = 0.5  # multi-scale Laplacian + FFT-magnitude term (no downloaded network)
     adv_weight: float = 0.0  # hinge patch-discriminator loss; 0 = off
     adv_start: int = 0  # step at which the adversarial term starts
@@ -132,6 +133,10 @@ def validate(cfg: TrainConfig) -> None:
     unknown = set(cfg.cond_probs) - set(COND_MODES)
     if unknown or any(v < 0 for v in cfg.cond_probs.values()) or sum(cfg.cond_probs.values()) <= 0:
         raise ValueError(f"cond_probs needs non-negative weights over {list(COND_MODES)}, got {cfg.cond_probs}")
+    stride = MODEL_PRESETS[cfg.model].vae.spatial_compression
+    if cfg.vae_crop < 0 or cfg.vae_crop % stride:
+        raise ValueError(f"vae_crop must be 0 (whole frames) or a multiple of the VAE's stride {stride},"
+                         f" got {cfg.vae_crop}")
     for f in cfg.frames:
         if int(f) < 1 or (int(f) - 1) % 4:
             raise ValueError(f"frames entries must be 1 + 4k, got {f}")

@@ -1,6 +1,7 @@
 """Training: frame-conditioning masks, LR schedule, DiT and VAE losses fall, exact kill -9 / resume, 2-process gloo."""
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ import torch
 
 from tenku.cache import collate_latents
 from tenku.checkpoint import load_state
-from tenku.train import lr_at, random_cond_mask, train
+from tenku.train import lr_at, random_cond_mask, random_crop, train
 from tenku.train_config import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,6 +64,18 @@ def _losses(run):
 
 
 # ----------------------------------------------------------------------------- conditioning and schedule
+
+def test_random_crop_is_a_window_of_the_clip_and_seeded():
+    video = torch.arange(2 * 3 * 5 * 48 * 80, dtype=torch.float32).view(2, 3, 5, 48, 80)
+    crops = [random_crop(video, 32, torch.Generator().manual_seed(s)) for s in (0, 0, 1, 2, 3)]
+    assert all(c.shape == (2, 3, 5, 32, 32) for c in crops)
+    assert torch.equal(crops[0], crops[1])  # same seed, same window
+    assert len({(int(c[0, 0, 0, 0, 0]) // 80, int(c[0, 0, 0, 0, 0]) % 80) for c in crops}) > 2  # windows move
+    for c in crops:  # a contiguous window: the top-left pixel fixes every other one
+        y, x = divmod(int(c[0, 0, 0, 0, 0]), 80)
+        assert torch.equal(c, video[..., y:y + 32, x:x + 32])
+    assert random_crop(video, 64, torch.Generator()).shape[-2:] == (48, 64)  # a short side is kept whole
+
 
 def test_random_cond_mask_modes():
     g = torch.Generator().manual_seed(0)
@@ -135,6 +148,18 @@ def test_vae_loss_falls_reports_psnr_and_stores_latent_stats(tmp_path):
     assert not torch.allclose(vae.latent_std, torch.ones_like(vae.latent_std))  # measured, not the defaults
     assert (vae.latent_std > 0).all()
     assert (tmp_path / "checkpoints" / "step_00000050" / "disc.safetensors").is_file()
+
+
+def test_vae_crop_trains_on_crops(tmp_path, monkeypatch):
+    import tenku.train as tt
+
+    seen = []
+    monkeypatch.setattr(tt, "random_crop", lambda v, size, g: seen.append(size) or random_crop(v, size, g))
+    cfg = resolve("tiny-test", sets=["steps=2", "vae_crop=16", "batch_size=2"], task="vae", out=str(tmp_path))
+    train(cfg, dataset=MovingPatterns(n=4), val_dataset=MovingPatterns(n=1))
+    assert seen == [16, 16]  # one crop per step
+    line = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
+    assert math.isfinite(line["loss"])
 
 
 # ----------------------------------------------------------------------------- exact resume after kill -9

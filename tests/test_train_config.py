@@ -33,6 +33,7 @@ def test_yaml_then_set_then_flags(tmp_path):
     (["frames=[1, 8]"], "1 \\+ 4k"),
     (["cond_probs={sideways: 1}"], "cond_probs"),
     (["lr"], "key=value"),
+    (["vae_crop=30"], "multiple of the VAE's stride"),
 ])
 def test_bad_overrides_are_clear(sets, match):
     with pytest.raises(ValueError, match=match):
