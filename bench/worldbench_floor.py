@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tenku.video_io import read_video  # noqa: E402
-from tenku.world.make import CRF, make_dataset, read_manifest  # noqa: E402
+from tenku.world.make import CRF, PIX_FMT, make_dataset, read_manifest  # noqa: E402
 from tenku.world.render import render  # noqa: E402
 from tenku.world.scene import Scene  # noqa: E402
 from tenku.worldbench.metrics import LOWER_IS_BETTER, score_clip  # noqa: E402
@@ -73,7 +73,7 @@ def main(argv=None) -> int:
                 sizes[s] += sum(p.stat().st_size for p in (Path(tmp) / str(seed) / s / "videos").glob("*.mp4"))
     sizes = {s: v / (args.count * len(args.seeds)) for s, v in sizes.items()}
     cols = [(s, kind) for s in args.splits for kind in ("raw", "h264")]
-    print(f"WorldBench detector floor: {args.count} clips per split and seed, seeds {' '.join(map(str, args.seeds))}, 64x64, H.264 crf {args.crf}"
+    print(f"WorldBench detector floor: {args.count} clips per split and seed, seeds {' '.join(map(str, args.seeds))}, 64x64, H.264 crf {args.crf} {PIX_FMT}"
           f" (mean mp4 size: " + ", ".join(f"{s} {sizes[s] / 1024:.1f} KiB" for s in args.splits) + ")\n")
     print("| metric | bar | " + " | ".join(f"{s} {k}" for s, k in cols) + " |")
     print("|---|---|" + "---|" * len(cols))

@@ -33,14 +33,23 @@ def _to_numpy(frames) -> np.ndarray:
     return frames
 
 
-class VideoWriter:
-    """Streams RGB frames into an H.264 mp4. Odd sizes are padded by one pixel (yuv420p needs even sizes)."""
+PIX_FMTS = ("yuv420p", "yuv444p")
 
-    def __init__(self, path: str | Path, fps: float, crf: int = 12):
+
+class VideoWriter:
+    """Streams RGB frames into an H.264 mp4. Odd sizes are padded by one pixel (yuv420p needs even sizes).
+
+    pix_fmt "yuv420p" (default) plays everywhere; "yuv444p" keeps full-resolution colour (no chroma bleeding
+    at the edges of small objects) for data sets, at the cost of browser playback."""
+
+    def __init__(self, path: str | Path, fps: float, crf: int = 12, pix_fmt: str = "yuv420p"):
+        if pix_fmt not in PIX_FMTS:
+            raise ValueError(f"pix_fmt must be one of {PIX_FMTS}, got {pix_fmt!r}")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fps = fps
         self.crf = crf
+        self.pix_fmt = pix_fmt
         self._container = None
         self._stream = None
         self.frames_written = 0
@@ -51,7 +60,7 @@ class VideoWriter:
         self._stream = self._container.add_stream("libx264", rate=Fraction(self.fps).limit_denominator(1001))
         self._stream.height = height + height % 2
         self._stream.width = width + width % 2
-        self._stream.pix_fmt = "yuv420p"
+        self._stream.pix_fmt = self.pix_fmt
         # Low CRF keeps the exact colours that WorldBench reads back.
         self._stream.options = {"crf": str(self.crf), "preset": "medium"}
 
@@ -79,7 +88,7 @@ class VideoWriter:
         self.close()
 
 
-def write_video(path: str | Path, frames, fps: float = 8, crf: int = 12) -> Path:
+def write_video(path: str | Path, frames, fps: float = 8, crf: int = 12, pix_fmt: str = "yuv420p") -> Path:
     """Write (T, H, W, 3) uint8 frames as mp4, or as PNG when the path ends in .png (one frame)."""
     path = Path(path)
     frames = _to_numpy(frames)
@@ -88,7 +97,7 @@ def write_video(path: str | Path, frames, fps: float = 8, crf: int = 12) -> Path
             raise ValueError(f"a PNG holds one frame, got {frames.shape[0]}; use an .mp4 path")
         write_image(path, frames[0])
         return path
-    with VideoWriter(path, fps, crf) as w:
+    with VideoWriter(path, fps, crf, pix_fmt) as w:
         w.write(frames)
     return path
 

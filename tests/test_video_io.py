@@ -21,6 +21,18 @@ def test_mp4_round_trip_frames_size_fps(tmp_path):
     assert np.abs(back.astype(int) - frames.astype(int)).mean() < 3  # near-lossless at crf 12
 
 
+def test_yuv444_keeps_the_colour_of_one_pixel_wide_details(tmp_path):
+    frames = np.zeros((3, 32, 32, 3), np.uint8)
+    frames[:, :, 9] = (230, 40, 40)  # a one-pixel red line on black: 4:2:0 shares its chroma with column 8
+    err = {}
+    for fmt in ("yuv420p", "yuv444p"):
+        back, _ = read_video(write_video(tmp_path / f"{fmt}.mp4", frames, fps=8, pix_fmt=fmt))
+        err[fmt] = np.abs(back[:, :, 8:10].astype(int) - frames[:, :, 8:10].astype(int)).mean()
+    assert err["yuv444p"] < 3 < err["yuv420p"]
+    with pytest.raises(ValueError, match="pix_fmt must be one of"):
+        write_video(tmp_path / "x.mp4", frames, pix_fmt="rgb48")
+
+
 def test_odd_sizes_are_padded_and_streaming_writer(tmp_path):
     frames = clip(5, 33, 47)
     with VideoWriter(tmp_path / "b.mp4", fps=4) as w:

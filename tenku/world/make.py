@@ -21,6 +21,9 @@ from .render import render
 from .sample import SPLITS, sample_scene
 
 CRF = 12  # low enough that flat colours survive H.264 within a few levels
+# Full-resolution colour: 4:2:0 halves the chroma of a 64x64 frame, smearing a small object's colour into its
+# neighbours, which biases the centroids WorldBench reads back. Data files need not play in a browser.
+PIX_FMT = "yuv444p"
 
 
 def clip_seed(seed: int, index: int) -> int:
@@ -37,7 +40,7 @@ def make_clip(out_dir: Path, split: str, seed: int, index: int, sizes, frames, f
     scene = sample_scene(split, s, height=height, width=width, frames=n_frames, fps=fps)
     text = caption(scene, pick, split)
     video = f"videos/{index:06d}.mp4"
-    write_video(out_dir / video, render(scene), fps=fps, crf=crf)
+    write_video(out_dir / video, render(scene), fps=fps, crf=crf, pix_fmt=PIX_FMT)
     return {"video": video, "caption": text, "fps": fps, "frames": n_frames, "height": height, "width": width,
             "id": f"{split}-{seed}-{index:06d}", "split": split, "seed": s, "scene": scene.to_dict()}
 

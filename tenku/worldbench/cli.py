@@ -20,7 +20,7 @@ def run_benchmark(pipe, out_dir, split: str = "id", count: int = 8, seed: int = 
     object with `.generate(prompt, frames=, height=, width=, fps=, steps=, guidance=, seed=)` returning
     `.frames` (T, H, W, 3) uint8 and `.fps`), then score the generated videos against the scenes."""
     from ..video_io import write_video
-    from ..world.make import make_dataset
+    from ..world.make import PIX_FMT, make_dataset
     from .report import read_manifest, score_manifest
 
     out_dir = Path(out_dir)
@@ -30,7 +30,8 @@ def run_benchmark(pipe, out_dir, split: str = "id", count: int = 8, seed: int = 
     for i, e in enumerate(entries):
         video = pipe.generate(e["caption"], frames=frames, height=height, width=width, fps=fps, steps=steps,
                               guidance=guidance, seed=seed + i)
-        write_video(out_dir / "generated" / e["video"], video.frames, video.fps)
+        # Written like the world's own clips (full-resolution colour), so the printed floor applies to them.
+        write_video(out_dir / "generated" / e["video"], video.frames, video.fps, pix_fmt=PIX_FMT)
     return score_manifest(manifest, out_dir / "generated", out_dir, floor_count=floor_count,
                           real_dir=out_dir / "world", quiet=quiet)
 

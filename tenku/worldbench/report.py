@@ -84,6 +84,7 @@ def detector_floor(entries, count: int = 8) -> dict:
     """The metrics on ground-truth clips rendered from the first `count` scenes (H.264 round trip included), or
     from `id` world scenes when the manifest has none: the best score the detectors allow."""
     from ..video_io import write_video
+    from ..world.make import PIX_FMT
     from ..world.render import render
     from ..world.sample import sample_scene
     from ..world.scene import Scene
@@ -95,7 +96,7 @@ def detector_floor(entries, count: int = 8) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         gt = []
         for i, s in enumerate(scenes):
-            write_video(Path(tmp) / f"{i}.mp4", render(s), s.fps)
+            write_video(Path(tmp) / f"{i}.mp4", render(s), s.fps, pix_fmt=PIX_FMT)  # as world make writes them
             gt.append({"video": f"{i}.mp4", "caption": "", "fps": s.fps, "scene": s.to_dict()})
         clips, _ = score_entries(gt, tmp)
     return aggregate(clips)
