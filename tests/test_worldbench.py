@@ -106,6 +106,17 @@ def test_object_deleted_behind_occluder_drops_permanence(truth):
     assert _rescore("occlude", truth, scene=s)["object_permanence"] < 0.5
 
 
+def test_permanence_along_the_frame_edge_and_clips_that_end_hidden():
+    def permanence(obj):
+        s = build_scene("occlude", [obj], frames=17, occluders=[Occluder(4.2, 6.0, 0.0, 10.0, "pink")])
+        return score_clip(render(s), s.fps, spec_from_scene(s.to_dict()))[0]["object_permanence"]
+
+    # Gliding along the top edge, it is never detected whole, yet it plainly comes out the other side.
+    assert permanence(WorldObject("ball", "blue", 0.86, x=0.85, y=1.03, vx=3.7)) == 1.0
+    # The clip ends while it is still behind the bar: nothing to score, rather than a failure.
+    assert math.isnan(permanence(WorldObject("ball", "blue", 0.6, x=1.5, y=5, vx=1.5)))
+
+
 def test_flicker_rises(truth):
     f = truth["still"][1].astype(np.int16)
     offsets = np.random.default_rng(0).integers(-12, 13, len(f))[:, None, None, None]

@@ -261,14 +261,25 @@ def bounce_accuracy(det: ClipDetections, spec: Spec) -> float:
     return _mean(results)
 
 
+def _reappears_whole(states, k: int) -> bool:
+    """Ground truth: object k is hidden (mostly) at some frame and fully visible again later in the clip."""
+    vis = [st[k]["visible"] for st in states]
+    hidden = [i for i, v in enumerate(vis) if v < 0.5]
+    return not hidden or any(v >= 0.999 for v in vis[hidden[-1]:])
+
+
 def object_permanence(det: ClipDetections, spec: Spec) -> float:
     """For clips with an occluder: does each object that goes behind it come out with the same colour, shape
     and size, where its motion before implies? Mean of four checks (reappears, same shape, same size within
-    20%, position within PERMANENCE_POSITION_TOLERANCE of the extrapolated path); 0 if it never reappears."""
+    20%, position within PERMANENCE_POSITION_TOLERANCE of the extrapolated path); 0 if it never reappears.
+    With ground truth, an object whose clip ends before it comes out is not scored. Detections compared are
+    whole ones, else ones clear of the occluder (an object gliding along the frame edge is never "whole")."""
     if spec.motion != "occlude":
         return NAN
     scores = []
-    for o in spec.objects:
+    for k, o in enumerate(spec.objects):
+        if spec.states and not _reappears_whole(spec.states, k):
+            continue
         # The colour is the identity: every detection of it, largest per frame.
         per = [max((d for tr in det.tracks if tr.color == o.color for d in [tr.dets[i]] if d is not None),
                    key=lambda d: d.area, default=None) for i in range(det.frames)]
@@ -282,8 +293,11 @@ def object_permanence(det: ClipDetections, spec: Spec) -> float:
         else:  # never hidden: compare its first and last thirds
             n = len(seen)
             a, b = seen[max(0, n // 3 - 1)], seen[min(n - 1, 2 * n // 3)]
-        before = [i for i in seen if i <= a and not per[i].clipped]
-        after = [i for i in seen if i >= b and not per[i].clipped]
+        for usable in (lambda d: not d.clipped, lambda d: not d.touches_occluder):
+            before = [i for i in seen if i <= a and usable(per[i])]
+            after = [i for i in seen if i >= b and usable(per[i])]
+            if before and after:
+                break
         if not after:
             scores.append(0.0)
             continue
@@ -296,8 +310,8 @@ def object_permanence(det: ClipDetections, spec: Spec) -> float:
         if len(before) >= 2:
             i0, i1 = before[-2], before[-1]
             vx, vy = (d0.x - per[i0].x) / (i1 - i0), (d0.y - per[i0].y) / (i1 - i0)
-            k = after[0] - before[-1]
-            pos_ok = math.hypot(d0.x + vx * k - d1.x, d0.y + vy * k - d1.y) < PERMANENCE_POSITION_TOLERANCE
+            n = after[0] - before[-1]  # frames from the last sighting before to the first after
+            pos_ok = math.hypot(d0.x + vx * n - d1.x, d0.y + vy * n - d1.y) < PERMANENCE_POSITION_TOLERANCE
         else:
             pos_ok = NAN
         scores.append(_mean([1.0, float(shape_ok), float(size_ok), pos_ok if pos_ok is NAN else float(pos_ok)]))
