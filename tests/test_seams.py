@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from tenku.world import WorldObject, build_scene, render
-from tenku.worldbench.seams import drift_per_segment, first_frame_psnr, given_frames_unchanged, seam_continuity
+from tenku.worldbench.seams import (drift_per_segment, first_frame_psnr, given_frames_unchanged, layout_iou,
+                                   seam_continuity)
 
 FPS = 8
 
@@ -76,3 +77,13 @@ def test_drift_is_zero_on_ground_truth_and_large_after_a_colour_change():
     b = clip("bounce", "cyan", x=5, y=5, vx=3, vy=2, frames=24, shape="square", radius=1.0)
     rows = drift_per_segment(np.concatenate([a[:12], b[12:]]), FPS, segment_s=1.0)
     assert rows[0]["color_drift"] < 5 and rows[2]["color_drift"] > 100 and rows[2]["present"] == 1.0
+
+
+def test_layout_iou_keeps_places_not_colours():
+    a = clip()
+    assert layout_iou(a, a, FPS) == 1.0
+    assert layout_iou(a, clip(color="blue"), FPS) > 0.9  # an edit of the colour alone keeps the layout
+    assert layout_iou(a, clip(x=7.0, vx=-2.0), FPS) < 0.3  # the other way across the frame: mostly apart
+    assert math.isnan(layout_iou(np.zeros_like(a), np.zeros_like(a), FPS))
+    with pytest.raises(ValueError, match="one shape"):
+        layout_iou(a, a[:9], FPS)

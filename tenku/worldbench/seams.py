@@ -6,6 +6,7 @@ units (the shorter side of the frame is 10 units).
     given_frames_unchanged(out, given, at="start")  # max abs pixel difference over the given frames
     seam_continuity(frames, seam_index, fps)        # jumps across frames[seam-1] -> frames[seam] vs typical steps
     drift_per_segment(frames, fps, segment_s=10)    # per segment: colour/size drift, permanence, flicker
+    layout_iou(a, b, fps)                           # foreground overlap of a clip and its edit (layout kept)
 
 A seam is where two pieces meet (given -> generated, window -> window, a loop's end -> its start). A good seam
 looks like any other frame step: its position/colour/size jump is about the typical frame-to-frame change and the
@@ -223,3 +224,17 @@ def drift_per_segment(frames, fps: float, segment_s: float = 10.0) -> list[dict]
             "flicker": float(diff[bg].mean()) if bg.any() else math.nan,
         })
     return rows
+
+
+def layout_iou(a, b, fps: float) -> float:
+    """Mean over frames of the intersection-over-union of the foregrounds (every detected object and bar) of two
+    clips of one size: how much of `a`'s layout and motion an edit `b` keeps, whatever the colours. 1 = the
+    same places in every frame; NaN when neither clip shows anything."""
+    fa, fb = _as_frames(a, "a"), _as_frames(b, "b")
+    if fa.shape != fb.shape:
+        raise ValueError(f"clips must have one shape, got {fa.shape} and {fb.shape}")
+    ma = detect_frames(fa, fps).labels >= 0  # (T, H, W)
+    mb = detect_frames(fb, fps).labels >= 0
+    inter, union = (ma & mb).sum((1, 2)), (ma | mb).sum((1, 2))
+    ok = union > 0
+    return float((inter[ok] / union[ok]).mean()) if ok.any() else math.nan
