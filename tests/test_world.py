@@ -113,6 +113,20 @@ def test_sampled_collide_scenes_collide():
     assert n >= 10
 
 
+@pytest.mark.parametrize("split", ["train", "ood"])
+def test_sampled_bounces_first_move_the_way_the_caption_says(split):
+    n = 0
+    for seed in range(300):
+        s = sample_scene(split, seed, frames=17)
+        if s.motion == "bounce":
+            o = s.objects[0]
+            want = np.sign(palette.DIRECTION_VECTORS[o.direction])  # (2,)
+            moved = np.array([s.states[3][0]["x"] - s.states[0][0]["x"], s.states[3][0]["y"] - s.states[0][0]["y"]])
+            assert (np.sign(np.round(moved, 6)) == want).all(), (seed, o.direction, moved)  # no wall in 3 frames
+            n += 1
+    assert n >= 20
+
+
 def test_occlusion_visibility_drops_to_zero_and_returns():
     o = WorldObject("square", "yellow", 0.8, x=1, y=5, vx=4)
     s = build_scene("occlude", [o], frames=17, fps=8, occluders=[Occluder(4, 6, 0, 10, "silver")])

@@ -23,6 +23,9 @@ OBJECT_COUNTS = {"still": (1, 3), "uniform": (1, 3), "pan": (1, 3), "bounce": (1
                  "occlude": (1, 1), "collide": (2, 2)}
 TEXTURE_PROB = 0.2  # pan scenes always have a texture, so the camera motion is visible
 GAP = 0.3  # world units kept free between objects
+# A bouncing object first flies this long in its drawn direction before any wall turns it, so the direction its
+# caption names is the one a viewer sees (a start touching the wall it heads for would look like the opposite).
+MIN_FREE_FLIGHT = 0.375  # seconds (3 frames at 8 fps)
 
 
 def sample_scene(split: str, seed: int, height: int = 64, width: int = 64, frames: int = 17,
@@ -65,6 +68,7 @@ def sample_scene(split: str, seed: int, height: int = 64, width: int = 64, frame
         (o,) = _place(rng, objects, W, H)
         o.speed, v = _draw(rng, speeds)
         o.vx, o.vy = v * np.asarray(palette.DIRECTION_VECTORS[palette.DIRECTIONS[rng.integers(8)]])
+        _room_ahead(o, W, H, MIN_FREE_FLIGHT)
     elif motion == "fall":
         _fall(rng, objects[0], W, H, speeds, ood)
     elif motion == "collide":
@@ -111,6 +115,17 @@ def _appearance(rng, motion: str, n: int, combo: bool) -> list[tuple[str, str]]:
 def _inside(o, x, y, W, H) -> bool:
     el, er, eb, et = palette.shape_extents(o.shape, o.radius)
     return el <= x <= W - er and eb <= y <= H - et
+
+
+def _room_ahead(o, W, H, seconds: float) -> None:
+    """Move o back from the walls it heads for, per axis, so it flies `seconds` before touching one (as far as
+    the frame allows)."""
+    el, er, eb, et = palette.shape_extents(o.shape, o.radius)
+    for pos, v, lo, hi in (("x", o.vx, el, W - er), ("y", o.vy, eb, H - et)):
+        need = abs(v) * seconds
+        p = getattr(o, pos)
+        p = min(p, max(lo, hi - need)) if v > 0 else max(p, min(hi, lo + need)) if v < 0 else p
+        setattr(o, pos, p)
 
 
 def _place(rng, objects, W, H, tries: int = 200):
