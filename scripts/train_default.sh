@@ -4,6 +4,7 @@
 #
 #   scripts/train_default.sh                         # whole recipe (resumes any stage that was interrupted)
 #   VAE_MINUTES=40 DIT_MINUTES=60 scripts/train_default.sh
+#   VAE_MINUTES=0 scripts/train_default.sh           # 0 minutes: no more training of that stage, export only
 #
 # Each stage trains for a wall-clock budget, then finishes its run (export) from the last checkpoint; rerun
 # the script to continue training from where it stopped (it resumes, it never starts over).
@@ -22,10 +23,11 @@ CACHE_CLIPS=${CACHE_CLIPS:-6000}
 run_for() {
   local minutes=$1 run=$2; shift 2
   local resume=(); [ -f "$run/config.json" ] && resume=(--resume)
-  timeout --signal=KILL "${minutes}m" nice $T train "$@" --out "$run" "${resume[@]}" || true
-  local step; step=$(ls "$run/checkpoints" | grep -v '\.tmp$' | sed 's/step_0*//' | sort -n | tail -1)  # complete only
+  [ "$minutes" -gt 0 ] && { timeout --signal=KILL "${minutes}m" nice $T train "$@" --out "$run" "${resume[@]}" || true; }
+  local step; step=$(last_step "$run")
   $T train "$@" --out "$run" --resume --steps "$step"   # 0 more steps: export $run/model from the checkpoint
 }
+last_step() { ls "$1/checkpoints" | grep -v '\.tmp$' | sed 's/step_0*//' | sort -n | tail -1; }  # complete only
 
 # 2. The VAE.
 run_for "$VAE_MINUTES" runs/world-xs-vae vae --config recipes/world-xs-vae.yaml --data data/world-train/manifest.jsonl
@@ -33,13 +35,14 @@ run_for "$VAE_MINUTES" runs/world-xs-vae vae --config recipes/world-xs-vae.yaml 
 # The live weights, with latent stats measured for them: on short runs the EMA still lags far behind.
 .venv/bin/python scripts/export_vae.py runs/world-xs-vae runs/world-xs-vae/live
 
-# 3. Latents + text states for a subset of the clips, once.
+# 3. Latents + text states for a subset of the clips, once per VAE checkpoint (latents of another VAE are stale).
 head -n "$CACHE_CLIPS" data/world-train/manifest.jsonl > data/world-train/subset.jsonl
-$T cache --model runs/world-xs-vae/live --manifest data/world-train/subset.jsonl --out data/world-xs-cache \
+CACHE=data/world-xs-cache/vae-step-$(last_step runs/world-xs-vae)
+$T cache --model runs/world-xs-vae/live --manifest data/world-train/subset.jsonl --out "$CACHE" \
     --buckets 64x64 48x80 80x48 --frames 1 9 17 -q
 
 # 4. The DiT.
-run_for "$DIT_MINUTES" runs/world-xs-dit dit --config recipes/world-xs-dit.yaml --data data/world-xs-cache \
+run_for "$DIT_MINUTES" runs/world-xs-dit dit --config recipes/world-xs-dit.yaml --data "$CACHE" \
     --vae runs/world-xs-vae/live
 
 # 5. Ship: EMA weights in float16 inside the package.
