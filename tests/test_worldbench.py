@@ -117,6 +117,15 @@ def test_permanence_along_the_frame_edge_and_clips_that_end_hidden():
     assert math.isnan(permanence(WorldObject("ball", "blue", 0.6, x=1.5, y=5, vx=1.5)))
 
 
+def test_large_object_entering_from_the_edge_behind_a_bar_keeps_its_direction():
+    # Starts partly outside the frame and is never whole: its first frames are edge-clipped (biased centroids),
+    # the next ones template-fitted behind the bar; the motion must come from the fitted ones.
+    s = build_scene("occlude", [WorldObject("square", "cyan", 1.23, x=0.28, y=6.19, vx=3.77, speed="fast")],
+                    frames=17, occluders=[Occluder(2.8, 5.35, 0.0, 10.0, "silver")])
+    m = score_clip(render(s), s.fps, spec_from_scene(s.to_dict()))[0]
+    assert m["direction_accuracy"] == 1.0 and m["speed_accuracy"] == 1.0
+
+
 def test_flicker_rises(truth):
     f = truth["still"][1].astype(np.int16)
     offsets = np.random.default_rng(0).integers(-12, 13, len(f))[:, None, None, None]

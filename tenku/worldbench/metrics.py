@@ -51,7 +51,11 @@ def initial_motion(track: Track, fps: float, falling: bool = False) -> tuple[np.
     d = track.dets
     # Behind an occluder the position is the fitted whole template's centre (detect.fit_hidden), trusted while
     # enough of it shows; a sliver's fit is not.
+    # An edge-clipped detection that no occluder fit corrected has the centroid of its visible part only, so
+    # frames fitted behind a bar are tried without such frames first.
     tiers = (track.clean, np.array([x is not None and not (x.touches_edge or x.touches_occluder) for x in d]),
+             np.array([x is not None and x.visible >= OCCLUDED_FIT_MIN_VISIBLE
+                       and (x.touches_occluder or not x.touches_edge) for x in d]),
              np.array([x is not None and x.visible >= OCCLUDED_FIT_MIN_VISIBLE for x in d]))
     fits = [f for f in (_straight_window(p_all, np.nonzero(ok)[0], fps, falling) for ok in tiers) if f]
     if not fits:
