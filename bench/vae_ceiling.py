@@ -20,6 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tenku.checkpoint import load_model_config, load_state  # noqa: E402
 from tenku.vae import VideoVAE  # noqa: E402
+from tenku.vae_loss import psnr  # noqa: E402
+from tenku.video_io import frames_to_tensor, tensor_to_frames  # noqa: E402
 from tenku.world.make import make_dataset, read_manifest  # noqa: E402
 from tenku.world.render import render  # noqa: E402
 from tenku.world.scene import Scene  # noqa: E402
@@ -33,11 +35,9 @@ SHOWN = ["color_accuracy", "shape_accuracy", "size_accuracy", "count_accuracy", 
 @torch.no_grad()
 def round_trip(vae: VideoVAE, frames: np.ndarray) -> tuple[np.ndarray, float]:
     """(T, H, W, 3) uint8 -> the VAE's reconstruction (same shape, uint8) and its PSNR in dB."""
-    x = torch.from_numpy(frames).float().div(127.5).sub(1).permute(3, 0, 1, 2)[None]  # (1, 3, T, H, W)
-    y = vae.decode(vae.encode(x).mode()).clamp(-1, 1)  # (1, 3, T, H, W)
-    mse = float((y - x).pow(2).mean()) / 4  # in [0, 1] units
-    out = y[0].permute(1, 2, 3, 0).add(1).mul(127.5).round().to(torch.uint8).numpy()
-    return out, -10 * math.log10(max(mse, 1e-10))
+    x = frames_to_tensor(frames)[None]  # (1, 3, T, H, W)
+    y = vae.decode(vae.encode(x).mode())  # (1, 3, T, H, W)
+    return tensor_to_frames(y[0]).numpy(), float(psnr(y, x)[0])
 
 
 def main(argv=None) -> int:
@@ -55,7 +55,7 @@ def main(argv=None) -> int:
         load_state(vae, Path(m) / "vae.safetensors")
         vaes.append(vae.float())
     rows = {"ground truth": []} | {m: [] for m in args.models}
-    psnr = {m: [] for m in args.models}
+    psnrs = {m: [] for m in args.models}
     with tempfile.TemporaryDirectory() as tmp:
         manifest = make_dataset(Path(tmp), args.count, args.split, seed=args.seed, frames=(args.frames,),
                                 workers=1, progress=False)
@@ -67,7 +67,7 @@ def main(argv=None) -> int:
             for m, vae in zip(args.models, vaes):
                 rec, p = round_trip(vae, frames)
                 rows[m].append(score_clip(rec, line["fps"], spec)[0])
-                psnr[m].append(p)
+                psnrs[m].append(p)
     names = list(rows)
     print(f"WorldBench on VAE round trips: split {args.split}, {args.count} clips, seed {args.seed}, "
           f"{args.frames} frames, raw rendered frames (no H.264)\n")
@@ -79,7 +79,7 @@ def main(argv=None) -> int:
             v = [c[k] for c in rows[n] if not math.isnan(c[k])]
             cells.append(f"{np.mean(v):.3f} ({len(v)})" if v else "nan")
         print(f"| {k} | " + " | ".join(cells) + " |")
-    print("| PSNR dB | - | " + " | ".join(f"{np.mean(psnr[m]):.2f}" for m in args.models) + " |")
+    print("| PSNR dB | - | " + " | ".join(f"{np.mean(psnrs[m]):.2f}" for m in args.models) + " |")
     return 0
 
 

@@ -15,7 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -23,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tenku.config import VAEConfig  # noqa: E402
 from tenku.vae import VideoVAE  # noqa: E402
 from tenku.vae_loss import kl_loss, reconstruction_loss  # noqa: E402
+from tenku.video_io import frames_to_tensor  # noqa: E402
 from tenku.world.render import render  # noqa: E402
 from tenku.world.sample import sample_scene  # noqa: E402
 
@@ -37,8 +37,7 @@ CONFIGS = {
 
 def clips(n: int, frames: int, seed: int) -> torch.Tensor:
     """(n, 3, frames, 64, 64) in [-1, 1], rendered from train-split scenes."""
-    out = [render(sample_scene("train", seed + i, 64, 64, frames)) for i in range(n)]  # (T, H, W, 3) uint8
-    return torch.from_numpy(np.stack(out)).float().div(127.5).sub(1).permute(0, 4, 1, 2, 3)
+    return torch.stack([frames_to_tensor(render(sample_scene("train", seed + i, 64, 64, frames))) for i in range(n)])
 
 
 def main(argv=None) -> int:

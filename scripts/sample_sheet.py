@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from tenku.video_io import read_video, write_image
+from tenku.worldbench.report import frame_strip
 
 ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 ap.add_argument("run", help="a `tenku worldbench run` output folder (world/ and generated/ inside)")
@@ -24,12 +25,8 @@ run = Path(args.run)
 lines = [json.loads(x) for x in (run / "world" / "manifest.jsonl").read_text().splitlines() if x.strip()]
 rows, captions = [], []
 for i, line in enumerate(lines[: args.clips]):
-    strips = []
-    for folder in ("world", "generated"):
-        frames, _ = read_video(run / folder / line["video"])  # (T, H, W, 3)
-        pick = np.linspace(0, len(frames) - 1, args.frames).round().astype(int)
-        strips.append(np.concatenate([np.pad(frames[k], ((1, 1), (1, 1), (0, 0)), constant_values=255)
-                                      for k in pick], axis=1))  # (H+2, n (W+2), 3)
+    strips = [frame_strip(read_video(run / folder / line["video"])[0], args.frames)  # (H+2, n (W+2), 3)
+              for folder in ("world", "generated")]
     rows.append(np.concatenate(strips + [np.full((4, strips[0].shape[1], 3), 255, np.uint8)]))
     captions.append(f"{i + 1}. {line['caption']}")
 width = max(r.shape[1] for r in rows)

@@ -122,6 +122,12 @@ def table(summary: dict, floor: dict, fd: float | None = None) -> str:
     return "\n".join(lines)
 
 
+def frame_strip(frames: np.ndarray, count: int = SHEET_FRAMES) -> np.ndarray:
+    """(T, H, W, 3) -> (H+2, count (W+2), 3): `count` evenly spaced frames side by side, each in a white border."""
+    pick = np.linspace(0, len(frames) - 1, count).round().astype(int)
+    return np.concatenate([np.pad(frames[i], ((1, 1), (1, 1), (0, 0)), constant_values=255) for i in pick], axis=1)
+
+
 def contact_sheet(clips: list[dict], videos_dir, path) -> dict:
     """A PNG with one row per metric: SHEET_FRAMES frames of the clip that scored worst on it. Returns
     {metric: clip id} in row order."""
@@ -134,10 +140,7 @@ def contact_sheet(clips: list[dict], videos_dir, path) -> dict:
         if not cands:
             continue
         worst = (max if k in LOWER_IS_BETTER else min)(cands, key=lambda c: c["metrics"][k])
-        frames, _ = read_video(Path(videos_dir) / worst["video"])
-        pick = np.linspace(0, len(frames) - 1, SHEET_FRAMES).round().astype(int)
-        rows.append(np.concatenate([np.pad(frames[i], ((1, 1), (1, 1), (0, 0)), constant_values=255)
-                                    for i in pick], axis=1))  # (H+2, 6 (W+2), 3)
+        rows.append(frame_strip(read_video(Path(videos_dir) / worst["video"])[0]))
         names[k] = worst["id"]
     if not rows:
         return names
