@@ -5,6 +5,8 @@
 #   scripts/train_default.sh                         # whole recipe (resumes any stage that was interrupted)
 #   VAE_MINUTES=40 DIT_MINUTES=60 scripts/train_default.sh
 #   VAE_MINUTES=0 scripts/train_default.sh           # 0 minutes: no more training of that stage, export only
+#   DIT_INIT=runs/old-dit/model scripts/train_default.sh   # start the DiT from an earlier run's weights (after
+#                                                    # more VAE training its latents drift; fine-tuning beats restarting)
 #
 # Each stage trains for a wall-clock budget, then finishes its run (export) from the last checkpoint; rerun
 # the script to continue training from where it stopped (it resumes, it never starts over).
@@ -42,8 +44,9 @@ $T cache --model runs/world-xs-vae/live --manifest data/world-train/subset.jsonl
     --buckets 64x64 48x80 80x48 --frames 1 9 17 -q
 
 # 4. The DiT.
+dit_init=(); [ -n "${DIT_INIT:-}" ] && dit_init=(--init "$DIT_INIT")
 run_for "$DIT_MINUTES" runs/world-xs-dit dit --config recipes/world-xs-dit.yaml --data "$CACHE" \
-    --vae runs/world-xs-vae/live
+    --vae runs/world-xs-vae/live "${dit_init[@]}"
 
 # 5. Ship: EMA weights in float16 inside the package.
 .venv/bin/python - <<'PY'

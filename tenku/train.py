@@ -492,7 +492,7 @@ def train(cfg: TrainConfig, resume_run: bool = False, dataset=None, collate=None
             video = random_crop(video, cfg.vae_crop, generators["cond"])  # (B, 3, T, c, c)
         with autocast:
             recon, post = net(video, generators["noise"])
-            parts = reconstruction_loss(recon.float(), video, cfg.freq_weight)
+            parts = reconstruction_loss(recon.float(), video, cfg.freq_weight, cfg.fg_weight)
             loss = parts["rec"] + cfg.kl_weight * kl_loss(post.mean.float(), post.logvar.float())
             if disc is not None and step > cfg.adv_start:
                 disc.requires_grad_(False)  # the generator's adversarial term must not train D

@@ -88,6 +88,7 @@ class TrainConfig:
     kl_weight: float = 1e-6
     vae_crop: int = 0  # train on random square crops of this side (0 = whole frames); a multiple of the VAE's stride
     freq_weight: float = 0.5  # multi-scale Laplacian + FFT-magnitude term (no downloaded network)
+    fg_weight: float = 0.0  # extra L1 weight on foreground pixels (far from the frame's median colour)
     adv_weight: float = 0.0  # hinge patch-discriminator loss; 0 = off
     adv_start: int = 0  # step at which the adversarial term starts
     disc_lr: float = 1e-4

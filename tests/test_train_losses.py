@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from tenku.vae_loss import (PatchDiscriminator, fft_loss, hinge_d_loss, hinge_g_loss, kl_loss, laplacian_loss,
-                            metrics, psnr, reconstruction_loss, ssim)
+                            foreground_mask, metrics, psnr, reconstruction_loss, ssim)
 
 
 def _video(seed=0, shape=(2, 3, 5, 32, 32)):
@@ -35,6 +35,20 @@ def test_frequency_terms_punish_blur_more_than_l1_does():
     assert set(parts) == {"l1", "freq", "rec"} and parts["rec"] > parts["l1"]
     assert set(reconstruction_loss(blur, x, 0.0)) == {"l1", "rec"}
     assert torch.isfinite(reconstruction_loss(noisy, x, 0.5)["rec"])
+
+
+def test_foreground_weight_makes_object_errors_cost_more_than_background_errors():
+    x = torch.full((1, 3, 2, 16, 16), -0.8)  # flat dark background
+    x[:, :, :, 4:8, 4:8] = torch.tensor([0.9, -0.5, 0.2])[:, None, None, None]  # a 4x4 coloured object
+    mask = foreground_mask(x)
+    assert mask.shape == (1, 1, 2, 16, 16) and mask.sum() == 2 * 16 and mask[0, 0, :, 4:8, 4:8].all()
+    grey_object, bad_corner = x.clone(), x.clone()
+    grey_object[:, :, :, 4:8, 4:8] = 0.0  # the object's colour lost
+    bad_corner[:, :, :, 12:16, 12:16] += 1.6 / 3  # the same L1 error spent on the background
+    a, b = reconstruction_loss(grey_object, x, 0.0, 4.0), reconstruction_loss(bad_corner, x, 0.0, 4.0)
+    assert a["l1"] == pytest.approx(b["l1"].item(), rel=0.02)  # plain L1 cannot tell them apart
+    assert a["rec"] > 3 * b["rec"]
+    assert reconstruction_loss(x + 0.1, x, 0.0, 4.0)["rec"] == pytest.approx(0.1, rel=1e-4)  # uniform error: same scale
 
 
 def test_kl_and_hinge():
