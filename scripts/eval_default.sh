@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Every figure the README gives for a model directory (default: the shipped one), in one run (~15 min on 2
+# CPU cores). Tables go to runs/eval/*.txt, WorldBench folders to runs/wb-SPLIT, the contact sheet to docs/.
+#
+#   scripts/eval_default.sh                      # the shipped model
+#   MODEL=runs/world-xs-dit/model scripts/eval_default.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+MODEL=${MODEL:-tenku/assets/world-xs}
+mkdir -p runs/eval
+
+# The VAE's ceiling: WorldBench on ground-truth clips after a VAE round trip.
+$PY bench/vae_ceiling.py "$MODEL" --count 64 | tee runs/eval/vae_ceiling.txt
+
+# WorldBench, 64 clips per split, seed 0 (the detector floor on ground truth beside each score).
+for split in id paraphrase ood combo; do
+  rm -rf "runs/wb-$split"
+  .venv/bin/tenku worldbench run --model "$MODEL" --split "$split" --count 64 --seed 0 --out "runs/wb-$split" \
+      | tee "runs/eval/wb-$split.txt"
+done
+
+# Contact sheet (ground truth above the model's video), the default command's time and memory, conditioning.
+$PY scripts/sample_sheet.py runs/wb-id docs/default_samples.png
+$PY bench/generate_default.py --runs 3 --model "$MODEL" | tee runs/eval/generate_default.txt
+$PY bench/conditioning_quality.py --model "$MODEL" | tee runs/eval/conditioning.txt
