@@ -6,7 +6,8 @@ from frames alone with tenku.worldbench.seams on Tenku World `id` clips.
 
 For each clip (a held-out `id` scene rendered at the model's size, its caption as the prompt):
   ground truth  the clip itself, seam at frame 9: what a perfect continuation scores
-  image         first frame given; PSNR of the output's first frame, seam between it and the first new frame
+  image         first frame given; PSNR of the output's first frame, seam between it and the first new frame,
+                and WorldBench direction accuracy of the animation against the caption
   extend fwd    frames 0-8 given, 8 new after them; seam where the new frames begin
   extend back   frames 8-16 given, 8 new before them; seam where the given frames begin
   connect       frames 0-4 and 12-16 given, 8 new between; both seams (mean)
@@ -84,7 +85,10 @@ def run_clip(pipe, k: int, seed: int, seconds: float, segment_s: float, gen: dic
     args = dict(seed=seed + k, **gen)
     rows = {"ground truth": {"psnr": math.nan, "kept": math.nan, **seams(gt, [9], fps)}}
 
+    truth = spec_from_scene(scene.to_dict(), fps)
     out = pipe.generate(prompt, image=gt[0], frames=17, **args).frames.numpy()
+    motion = {"image": score_clip(out, fps, truth)[0]["direction_accuracy"],  # does it move as the prompt says?
+              "ground truth": score_clip(gt, fps, truth)[0]["direction_accuracy"]}
     rows["image"] = {"psnr": first_frame_psnr(out, gt[0]), "kept": given_frames_unchanged(out, gt[:1]),
                      **seams(out, [1], fps)}
     out = pipe.generate(prompt, extend=gt[:9], direction="forward", frames=8, **args).frames.numpy()
@@ -111,7 +115,7 @@ def run_clip(pipe, k: int, seed: int, seconds: float, segment_s: float, gen: dic
     frames, _ = read_video(path)
     idx = [i for i in window_seams(len(frames), d.frames, 5) if i < len(frames)]
     rows["long"] = {"psnr": math.nan, "kept": math.nan, **(seams(frames, idx, fps) if idx else {})}
-    return rows, drift_per_segment(frames, fps, segment_s), prompt, edit
+    return rows, drift_per_segment(frames, fps, segment_s), prompt, {**edit, "motion": motion}
 
 
 def fmt(v, spec=".2f") -> str:
@@ -177,6 +181,8 @@ def main():
     print(f"\nedit at strength {EDIT_STRENGTH} to a recoloured caption (mean over clips): layout IoU with the source"
           f" {fmt(mean([e['layout_iou'] for e in all_edits]))}, colour accuracy against the recoloured scene"
           f" {fmt(mean([e['color_accuracy'] for e in all_edits]))}")
+    print(f"image-to-video direction accuracy (mean over clips): {fmt(mean([e['motion']['image'] for e in all_edits]))}"
+          f" (detector on ground truth {fmt(mean([e['motion']['ground truth'] for e in all_edits]))})")
     print(f"\n{time.perf_counter() - t0:.0f} s")
 
 

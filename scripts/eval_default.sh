@@ -23,4 +23,4 @@ done
 # Contact sheet (ground truth above the model's video), the default command's time and memory, conditioning.
 $PY scripts/sample_sheet.py runs/wb-id docs/default_samples.png
 $PY bench/generate_default.py --runs 3 --model "$MODEL" | tee runs/eval/generate_default.txt
-$PY bench/conditioning_quality.py --model "$MODEL" | tee runs/eval/conditioning.txt
+$PY bench/conditioning_quality.py --model "$MODEL" --seconds 60 | tee runs/eval/conditioning.txt
