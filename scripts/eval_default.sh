@@ -24,3 +24,4 @@ done
 $PY scripts/sample_sheet.py runs/wb-id docs/default_samples.png
 $PY bench/generate_default.py --runs 3 --model "$MODEL" | tee runs/eval/generate_default.txt
 $PY bench/conditioning_quality.py --model "$MODEL" --seconds 60 | tee runs/eval/conditioning.txt
+$PY bench/long_video.py --model "$MODEL" | tee runs/eval/long_video.txt
