@@ -13,9 +13,10 @@ For each clip (a held-out `id` scene rendered at the model's size, its caption a
   connect       frames 0-4 and 12-16 given, 8 new between; both seams (mean)
   loop          a 17-frame clip and its transition back; the wrap-around seam (last frame -> first)
   long          generate_long for --seconds; every window seam (mean); drift per segment
-  edit          the clip re-generated (strength 0.6) from the caption of the same scene with its first object
-                recoloured: layout IoU with the source (layout and motion kept) and WorldBench colour accuracy
-                against the recoloured scene (the new colour followed, the others kept)
+  edit          the clip re-generated from the caption of the same scene with its first object recoloured, at
+                each --strengths value: layout IoU with the source (layout and motion kept) and WorldBench colour
+                accuracy against the recoloured scene (the new colour followed, the others kept); the two pull
+                against each other, so the sweep shows where an attribute edit starts to take
 Seam columns (world units, RGB 0-441, units/s): a seamless cut has pos ratio ~1 and small colour/size/velocity
 jumps. "kept" is the max abs pixel difference of the given frames in the output (0 = kept exactly).
 With a random model the numbers only exercise the pipeline: there are no objects to track in noise.
@@ -52,9 +53,6 @@ def window_seams(total: int, window: int, history: int) -> list[int]:
     return [start for start, _ in window_plan(total, window, history)[1:]]
 
 
-EDIT_STRENGTH = 0.6
-
-
 def recolour_first(scene):
     """A copy of the scene whose first object has the first palette colour that its background allows and no
     other object or bar in it uses."""
@@ -70,7 +68,8 @@ def recolour_first(scene):
     return Scene.from_dict(d, scene.fps, scene.height, scene.width)
 
 
-def run_clip(pipe, k: int, seed: int, seconds: float, segment_s: float, gen: dict, out_dir: Path):
+def run_clip(pipe, k: int, seed: int, seconds: float, segment_s: float, gen: dict, out_dir: Path,
+             strengths: list[float]):
     from tenku.long_video import generate_long
     from tenku.video_io import read_video
     from tenku.world import caption, render, sample_scene
@@ -108,10 +107,13 @@ def run_clip(pipe, k: int, seed: int, seconds: float, segment_s: float, gen: dic
     rows["loop"] = {"psnr": math.nan, "kept": math.nan, **seams(wrapped, [len(out)], fps)}
 
     recoloured = recolour_first(scene)
-    out = pipe.generate(caption(recoloured, np.random.default_rng(seed + k), "id"), edit=gt, strength=EDIT_STRENGTH,
-                        **args).frames.numpy()
-    edit = {"layout_iou": layout_iou(gt, out, fps),
-            "color_accuracy": score_clip(out, fps, spec_from_scene(recoloured.to_dict(), fps))[0]["color_accuracy"]}
+    edit_prompt, new_truth = caption(recoloured, np.random.default_rng(seed + k), "id"), \
+        spec_from_scene(recoloured.to_dict(), fps)
+    edit = {}  # strength -> {"layout_iou", "color_accuracy"}
+    for s in strengths:
+        out = pipe.generate(edit_prompt, edit=gt, strength=s, **args).frames.numpy()
+        edit[s] = {"layout_iou": layout_iou(gt, out, fps),
+                   "color_accuracy": score_clip(out, fps, new_truth)[0]["color_accuracy"]}
 
     path = generate_long(pipe, prompt, seconds, out_dir / f"long_{k}.mp4", **args)
     frames, _ = read_video(path)
@@ -136,6 +138,8 @@ def main():
     ap.add_argument("--steps", type=int, help="sampler steps (default the model's; 4 with --quick)")
     ap.add_argument("--seconds", type=float, help="long-video length (default 30; 6 with --quick)")
     ap.add_argument("--segment", type=float, help="drift segment length in s (default 10; 2 with --quick)")
+    ap.add_argument("--strengths", type=float, nargs="+", default=[0.4, 0.6, 0.8, 0.9],
+                    help="edit strengths to sweep (default 0.4 0.6 0.8 0.9)")
     ap.add_argument("--quick", action="store_true", help="1 clip, 4 steps, a 6 s long video")
     a = ap.parse_args()
 
@@ -154,7 +158,8 @@ def main():
     t0 = time.perf_counter()
     all_rows, all_drift, all_edits = [], [], []
     for k in range(n):
-        rows, drift, prompt, edit = run_clip(pipe, k, a.seed, seconds, segment, {"steps": steps}, Path(tmp.name))
+        rows, drift, prompt, edit = run_clip(pipe, k, a.seed, seconds, segment, {"steps": steps}, Path(tmp.name),
+                                             a.strengths)
         print(f"  clip {k}: {prompt!r}")
         all_rows.append(rows)
         all_edits.append(edit)
@@ -180,9 +185,12 @@ def main():
         span = f"{r[0]['start_s']:g}-{r[0]['end_s']:g} s"
         print(f"{span:<12}" + "".join(f"{fmt(mean([x[key] for x in r])):>{w}}" for key, w in (
             ("objects", 9), ("present", 9), ("seen", 7), ("color_drift", 11), ("size_drift", 12), ("flicker", 9))))
-    print(f"\nedit at strength {EDIT_STRENGTH} to a recoloured caption (mean over clips): layout IoU with the source"
-          f" {fmt(mean([e['layout_iou'] for e in all_edits]))}, colour accuracy against the recoloured scene"
-          f" {fmt(mean([e['color_accuracy'] for e in all_edits]))}")
+    print("\nedit to a recoloured caption (mean over clips): layout IoU with the source, colour accuracy against the"
+          " recoloured scene")
+    print(f"{'strength':<10}{'layout IoU':>12}{'colour acc':>12}")
+    for s in a.strengths:
+        print(f"{s:<10g}{fmt(mean([e[s]['layout_iou'] for e in all_edits])):>12}"
+              f"{fmt(mean([e[s]['color_accuracy'] for e in all_edits])):>12}")
     print(f"image-to-video direction accuracy (mean over clips): {fmt(mean([r['image']['direction'] for r in all_rows]))}"
           f" (detector on ground truth {fmt(mean([r['ground truth']['direction'] for r in all_rows]))})")
     print(f"\n{time.perf_counter() - t0:.0f} s")

@@ -4,6 +4,7 @@
 #
 #   scripts/eval_default.sh                      # the shipped model
 #   MODEL=runs/world-xs-dit/model scripts/eval_default.sh
+#   CEILING=0 MODEL=... scripts/eval_default.sh  # skip the VAE ceiling (same VAE as the last evaluation)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -11,13 +12,20 @@ MODEL=${MODEL:-tenku/assets/world-xs}
 mkdir -p runs/eval
 
 # The VAE's ceiling: WorldBench on ground-truth clips after a VAE round trip.
-$PY bench/vae_ceiling.py "$MODEL" --count 64 | tee runs/eval/vae_ceiling.txt
+[ "${CEILING:-1}" = 0 ] || $PY bench/vae_ceiling.py "$MODEL" --count 64 | tee runs/eval/vae_ceiling.txt
 
 # WorldBench, 64 clips per split, seed 0 (the detector floor on ground truth beside each score).
 for split in id paraphrase ood combo; do
   rm -rf "runs/wb-$split"
   .venv/bin/tenku worldbench run --model "$MODEL" --split "$split" --count 64 --seed 0 --out "runs/wb-$split" \
       | tee "runs/eval/wb-$split.txt"
+done
+
+# Guidance: `id` again at other scales than the model's default (its config.json sample.guidance); GUIDANCES="2 7".
+for g in ${GUIDANCES:-2 7}; do
+  rm -rf "runs/wb-id-g$g"
+  .venv/bin/tenku worldbench run --model "$MODEL" --split id --count 64 --seed 0 --guidance "$g" \
+      --out "runs/wb-id-g$g" | tee "runs/eval/wb-id-g$g.txt"
 done
 
 # Contact sheet (ground truth above the model's video), the default command's time and memory, conditioning.
