@@ -7,6 +7,8 @@
 #   VAE_MINUTES=0 scripts/train_default.sh           # 0 minutes: no more training of that stage, export only
 #   DIT_INIT=runs/old-dit/model scripts/train_default.sh   # start the DiT from an earlier run's weights (after
 #                                                    # more VAE training its latents drift; fine-tuning beats restarting)
+#   ANNEAL_STEPS=7000 DIT_MINUTES=0 scripts/train_default.sh  # then anneal the DiT: cosine LR decay to 5% over
+#                                                    # 7,000 steps, from its weights; ships the annealed one
 #
 # Each stage trains for a wall-clock budget, then finishes its run (export) from the last checkpoint; rerun
 # the script to continue training from where it stopped (it resumes, it never starts over).
@@ -15,7 +17,7 @@ cd "$(dirname "$0")/.."
 T=.venv/bin/tenku
 VAE_MINUTES=${VAE_MINUTES:-60}
 DIT_MINUTES=${DIT_MINUTES:-120}
-CACHE_CLIPS=${CACHE_CLIPS:-6000}
+CACHE_CLIPS=${CACHE_CLIPS:-12000}
 
 # 1. The world: 20,000 training clips at three aspect ratios, 1 to 33 frames, 8 fps.
 [ -f data/world-train/manifest.jsonl ] || $T world make --out data/world-train --count 20000 --split train \
@@ -48,13 +50,24 @@ dit_init=(); [ -n "${DIT_INIT:-}" ] && dit_init=(--init "$DIT_INIT")
 run_for "$DIT_MINUTES" runs/world-xs-dit dit --config recipes/world-xs-dit.yaml --data "$CACHE" \
     --vae runs/world-xs-vae/live "${dit_init[@]}"
 
+# 4b. Optional anneal. A fixed step count, not a time budget: a cosine schedule needs to know its end. Resumes.
+SHIP=runs/world-xs-dit/model
+if [ "${ANNEAL_STEPS:-0}" -gt 0 ]; then
+  resume=(); [ -f runs/world-xs-dit-anneal/config.json ] && resume=(--resume)
+  nice $T train dit --config recipes/world-xs-dit.yaml --set schedule=cosine --set min_lr_ratio=0.05 \
+      --set warmup_steps=100 --steps "$ANNEAL_STEPS" --data "$CACHE" --vae runs/world-xs-vae/live \
+      --init runs/world-xs-dit/model --out runs/world-xs-dit-anneal "${resume[@]}"
+  SHIP=runs/world-xs-dit-anneal/model
+fi
+
 # 5. Ship: EMA weights in float16 inside the package.
-.venv/bin/python - <<'PY'
+SHIP=$SHIP .venv/bin/python - <<'PY'
+import os
 import torch
 from tenku.checkpoint import load_model_config, load_state, save_model_dir
 from tenku.dit import DiT
 from tenku.vae import VideoVAE
-src = "runs/world-xs-dit/model"
+src = os.environ["SHIP"]
 cfg = load_model_config(src)
 vae, dit = VideoVAE(cfg.vae), DiT(cfg.dit)
 load_state(vae, f"{src}/vae.safetensors"); load_state(dit, f"{src}/dit.safetensors")
