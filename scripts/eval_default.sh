@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every figure the README gives for a model directory (default: the shipped one), in one run (~15 min on 2
+# Every figure the README gives for a model directory (default: the shipped one), in one run (~25 min on 2
 # CPU cores). Tables go to runs/eval/*.txt, WorldBench folders to runs/wb-SPLIT, the contact sheet to docs/.
 #
 #   scripts/eval_default.sh                      # the shipped model
