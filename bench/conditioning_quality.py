@@ -107,8 +107,8 @@ def run_clip(pipe, k: int, seed: int, seconds: float, segment_s: float, gen: dic
     rows["loop"] = {"psnr": math.nan, "kept": math.nan, **seams(wrapped, [len(out)], fps)}
 
     recoloured = recolour_first(scene)
-    edit_prompt, new_truth = caption(recoloured, np.random.default_rng(seed + k), "id"), \
-        spec_from_scene(recoloured.to_dict(), fps)
+    edit_prompt = caption(recoloured, np.random.default_rng(seed + k), "id")
+    new_truth = spec_from_scene(recoloured.to_dict(), fps)
     edit = {}  # strength -> {"layout_iou", "color_accuracy"}
     for s in strengths:
         out = pipe.generate(edit_prompt, edit=gt, strength=s, **args).frames.numpy()

@@ -14,19 +14,17 @@ mkdir -p runs/eval
 # The VAE's ceiling: WorldBench on ground-truth clips after a VAE round trip.
 [ "${CEILING:-1}" = 0 ] || $PY bench/vae_ceiling.py "$MODEL" --count 64 | tee runs/eval/vae_ceiling.txt
 
-# WorldBench, 64 clips per split, seed 0 (the detector floor on ground truth beside each score).
-for split in id paraphrase ood combo; do
-  rm -rf "runs/wb-$split"
-  .venv/bin/tenku worldbench run --model "$MODEL" --split "$split" --count 64 --seed 0 --out "runs/wb-$split" \
-      | tee "runs/eval/wb-$split.txt"
-done
+# wb NAME ARGS...: WorldBench, 64 clips, seed 0, into runs/NAME and runs/eval/NAME.txt (the detector floor on
+# ground truth beside each score).
+wb() {
+  local name=$1; shift
+  rm -rf "runs/$name"
+  .venv/bin/tenku worldbench run --model "$MODEL" --count 64 --seed 0 --out "runs/$name" "$@" | tee "runs/eval/$name.txt"
+}
+for split in id paraphrase ood combo; do wb "wb-$split" --split "$split"; done
 
 # Guidance: `id` again at other scales than the model's default (its config.json sample.guidance); GUIDANCES="2 7".
-for g in ${GUIDANCES:-2 7}; do
-  rm -rf "runs/wb-id-g$g"
-  .venv/bin/tenku worldbench run --model "$MODEL" --split id --count 64 --seed 0 --guidance "$g" \
-      --out "runs/wb-id-g$g" | tee "runs/eval/wb-id-g$g.txt"
-done
+for g in ${GUIDANCES:-2 7}; do wb "wb-id-g$g" --split id --guidance "$g"; done
 
 # Contact sheet (ground truth above the model's video), the default command's time and memory, conditioning.
 $PY scripts/sample_sheet.py runs/wb-id docs/default_samples.png

@@ -39,9 +39,10 @@ run_for "$VAE_MINUTES" runs/world-xs-vae vae --config recipes/world-xs-vae.yaml 
 # The live weights, with latent stats measured for them: on short runs the EMA still lags far behind.
 .venv/bin/python scripts/export_vae.py runs/world-xs-vae runs/world-xs-vae/live
 
-# 3. Latents + text states for a subset of the clips, once per VAE checkpoint (latents of another VAE are stale).
+# 3. Latents + text states for a subset of the clips, once per VAE checkpoint and clip count (latents of another
+#    VAE are stale; `tenku cache` refuses to resume into a folder made from another manifest).
 head -n "$CACHE_CLIPS" data/world-train/manifest.jsonl > data/world-train/subset.jsonl
-CACHE=data/world-xs-cache/vae-step-$(last_step runs/world-xs-vae)
+CACHE=data/world-xs-cache/vae-step-$(last_step runs/world-xs-vae)-clips-$CACHE_CLIPS  # a cache holds one manifest
 $T cache --model runs/world-xs-vae/live --manifest data/world-train/subset.jsonl --out "$CACHE" \
     --buckets 64x64 48x80 80x48 --frames 1 9 17 -q
 
