@@ -105,14 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--seed", type=int, default=0, help="initialisation seed")
     i.set_defaults(func=cmd_init_model)
 
+    # Feature modules import only the standard library and core dependencies at module level (optional
+    # extras such as the server's are imported when their command runs), so a failure here is a bug.
     for name in FEATURES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name and name.startswith(e.name):  # the feature is not in this build; anything else is a bug
-                continue
-            raise
-        module.register_cli(sub)
+        importlib.import_module(name).register_cli(sub)
     return p
 
 

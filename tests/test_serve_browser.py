@@ -14,7 +14,7 @@ if not Path(CHROMIUM).exists():
     pytest.skip("Chromium is not installed (apt-get install chromium)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
 
-from tenku.serve import create_app  # noqa: E402
+from tenku.serve.app import create_app  # noqa: E402
 from tenku.serve.background import serve_in_thread  # noqa: E402
 from tenku.serve.fake import FakePipeline  # noqa: E402
 

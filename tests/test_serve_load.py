@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("httpx")
 pytest.importorskip("uvicorn")
 
-from tenku.serve import create_app  # noqa: E402
+from tenku.serve.app import create_app  # noqa: E402
 from tenku.serve.background import serve_in_thread  # noqa: E402
 from tenku.serve.fake import FakePipeline  # noqa: E402
 

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from tenku.cli import build_parser  # noqa: E402
 from tenku.pipeline import init_model, load_pipeline  # noqa: E402
-from tenku.serve import create_app  # noqa: E402
+from tenku.serve.app import create_app  # noqa: E402
 from tenku.video_io import read_video, write_video  # noqa: E402
 
 

@@ -6,9 +6,18 @@
     fake.py    a fast deterministic stand-in pipeline (a test aid)
     cli.py     the `serve` sub-command
     static/    the web page (HTML + vanilla JS, nothing fetched from the internet)
+
+The server's packages (fastapi, uvicorn, python-multipart) are an extra, `pip install 'tenku[serve]'`: nothing
+here imports them until the server is built, so `tenku` without the extra still loads this package.
 """
 
-from .app import create_app
-from .limits import Limits
+# The packages the server needs, by import name, and the install hint every entry point gives without them.
+EXTRA_MODULES = ("fastapi", "uvicorn", "multipart")
+INSTALL_HINT = "pip install 'tenku[serve]' (or scripts/setup.sh, which installs it)"
 
-__all__ = ["create_app", "Limits"]
+
+def missing_extras() -> list[str]:
+    """Import names of the server's packages that are not installed."""
+    from importlib.util import find_spec
+
+    return [m for m in EXTRA_MODULES if find_spec(m) is None]

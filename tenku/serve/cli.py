@@ -30,6 +30,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_serve(args) -> int:
+    from . import INSTALL_HINT, missing_extras
+
+    if missing_extras():  # a plain install has no server packages: say how to get them, not a traceback
+        print(f"tenku serve needs the server extras: {INSTALL_HINT}; missing: {', '.join(missing_extras())}",
+              file=sys.stderr)
+        return 2
     import uvicorn
 
     from .app import create_app
