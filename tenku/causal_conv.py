@@ -85,14 +85,14 @@ class RMSNorm(nn.Module):
 
 
 class ResBlock(nn.Module):
-    """norm-SiLU-conv twice with a residual; both convs causal 3x3x3."""
+    """norm-SiLU-conv twice with a residual; both convs causal, 3x3 in space, `time_kernel` frames in time."""
 
-    def __init__(self, in_ch: int, out_ch: int):
+    def __init__(self, in_ch: int, out_ch: int, time_kernel: int = 3):
         super().__init__()
         self.norm1 = RMSNorm(in_ch)
-        self.conv1 = CausalConv3d(in_ch, out_ch)
+        self.conv1 = CausalConv3d(in_ch, out_ch, kernel=(time_kernel, 3, 3))
         self.norm2 = RMSNorm(out_ch)
-        self.conv2 = CausalConv3d(out_ch, out_ch)
+        self.conv2 = CausalConv3d(out_ch, out_ch, kernel=(time_kernel, 3, 3))
         self.shortcut = CausalConv3d(in_ch, out_ch, kernel=1) if in_ch != out_ch else None
 
     def forward(self, x: torch.Tensor, cache: Cache | None = None) -> torch.Tensor:  # (B, T, H, W, C)
@@ -132,7 +132,7 @@ def preserve_signal(conv: nn.Conv2d, time_conv: "CausalConv3d | None") -> None:
     nn.init.zeros_(conv.bias)
     if time_conv is not None:
         with torch.no_grad():
-            w = time_conv.weight  # (C_out, C_in, 3, 1, 1); C_out = k * C_in (k copies for upsampling)
+            w = time_conv.weight  # (C_out, C_in, kt, 1, 1); C_out = k * C_in (k copies for upsampling)
             w.zero_()
             eye = torch.eye(w.shape[1], dtype=w.dtype)
             for k in range(w.shape[0] // w.shape[1]):
@@ -141,13 +141,15 @@ def preserve_signal(conv: nn.Conv2d, time_conv: "CausalConv3d | None") -> None:
 
 
 class Downsample(nn.Module):
-    """Halve H and W (stride-2 conv per frame); optionally halve time with a causal (3,1,1) stride-2 conv,
-    which maps 1 + 2k frames to 1 + k (frame 0 alone, then pairs)."""
+    """Halve H and W (stride-2 conv per frame); optionally halve time with a causal (kt,1,1) stride-2 conv,
+    which maps 1 + 2k frames to 1 + k (frame 0 alone, then pairs). kt = 2 reads each pair alone; kt = 3 also
+    the frame before it."""
 
-    def __init__(self, in_ch: int, out_ch: int, temporal: bool):
+    def __init__(self, in_ch: int, out_ch: int, temporal: bool, time_kernel: int = 3):
         super().__init__()
         self.conv = nn.Conv2d(in_ch, out_ch, 3, stride=2)
-        self.time_conv = CausalConv3d(out_ch, out_ch, kernel=(3, 1, 1), stride_t=2) if temporal else None
+        self.time_conv = (CausalConv3d(out_ch, out_ch, kernel=(time_kernel, 1, 1), stride_t=2)
+                          if temporal else None)
         preserve_signal(self.conv, self.time_conv)
 
     def forward(self, x: torch.Tensor, cache: Cache | None = None) -> torch.Tensor:  # (B, T, H, W, C)
@@ -162,9 +164,9 @@ class Upsample(nn.Module):
     """Mirror of Downsample: optionally double time (a causal conv emits two frames per input frame, except
     that the stream's first frame gives one), then nearest 2x in space and a 3x3 conv per frame."""
 
-    def __init__(self, in_ch: int, out_ch: int, temporal: bool):
+    def __init__(self, in_ch: int, out_ch: int, temporal: bool, time_kernel: int = 3):
         super().__init__()
-        self.time_conv = CausalConv3d(in_ch, 2 * in_ch, kernel=(3, 1, 1)) if temporal else None
+        self.time_conv = CausalConv3d(in_ch, 2 * in_ch, kernel=(time_kernel, 1, 1)) if temporal else None
         self.conv = nn.Conv2d(in_ch, out_ch, 3, padding=1)
         preserve_signal(self.conv, self.time_conv)
 

@@ -24,6 +24,11 @@ class VAEConfig:
     # step from level i - 1 into level i halves T; the decoder's matching upsampling step doubles it.
     temporal_down_levels: tuple[int, ...] = (1, 2)
     mid_attention: bool = True  # per-frame self-attention at the lowest resolution (never across time)
+    # False: every conv takes 3 frames, so the encoder's window reaches far past a clip (77 pixel frames at
+    # world-xs) and latent statistics drift with the frame index. True: time is mixed only where it is
+    # resampled, 2 frames per step, so latent frame j >= 1 is a function of pixel frames 4j-3..4j alone
+    # and a clip's latent frames are the same wherever it starts (bench/vae_temporal.py).
+    local_time: bool = False
 
     def __post_init__(self):
         self.channel_mult = tuple(self.channel_mult)

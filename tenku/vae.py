@@ -8,6 +8,11 @@ Causality: the only layers that mix frames are causal convs (tenku/causal_conv.p
 over channels and attention is within a frame. So latent frame j depends only on pixel frames <= 4j, and
 decoded frame t only on latent frames <= ceil(t / 4), bit for bit.
 
+Locality (`cfg.local_time`): only the temporal resampling convs mix frames, 2 at a time, so latent frame j >= 1
+depends only on pixel frames 4j-3 .. 4j (`receptive_field()` = 4), and decoded frames 4j-3 .. 4j only on latent
+frames j-2 .. j. A still clip then gives equal latent frames from 1 on, and a clip started 4 frames later the
+same latent frames, shifted by one. Without it the encoder sees `receptive_field()` = 77 frames at world-xs.
+
 Chunking: encode feeds pixel chunks of 1, 4, 4, ... frames and decode one latent frame at a time, carrying
 each causal conv's past inputs in a cache, so working memory does not grow with video length. The
 whole-clip path (`chunked=False`, used by `forward` for training because it is faster) is the same
@@ -91,8 +96,14 @@ def _channels(cfg: VAEConfig) -> list[int]:
     return [cfg.base_channels * m for m in cfg.channel_mult]
 
 
+def _time_kernels(cfg: VAEConfig) -> tuple[int, int]:
+    """(frames per conv outside resampling, frames per temporal resampling conv): see VAEConfig.local_time."""
+    return (1, 2) if cfg.local_time else (3, 3)
+
+
 def _mid_blocks(c: int, cfg: VAEConfig) -> list[nn.Module]:
-    return [ResBlock(c, c)] + ([FrameAttention(c)] if cfg.mid_attention else []) + [ResBlock(c, c)]
+    kt = _time_kernels(cfg)[0]
+    return [ResBlock(c, c, kt)] + ([FrameAttention(c)] if cfg.mid_attention else []) + [ResBlock(c, c, kt)]
 
 
 class Encoder(nn.Module):
@@ -101,17 +112,18 @@ class Encoder(nn.Module):
     def __init__(self, cfg: VAEConfig):
         super().__init__()
         ch = _channels(cfg)
-        self.conv_in = CausalConv3d(cfg.in_channels, ch[0])
+        kt, kt_resample = _time_kernels(cfg)
+        self.conv_in = CausalConv3d(cfg.in_channels, ch[0], kernel=(kt, 3, 3))
         blocks, c = [], ch[0]
         for i, ci in enumerate(ch):
             for _ in range(cfg.num_res_blocks):
-                blocks.append(ResBlock(c, ci))
+                blocks.append(ResBlock(c, ci, kt))
                 c = ci
             if i + 1 < len(ch):
-                blocks.append(Downsample(c, c, temporal=(i + 1) in cfg.temporal_down_levels))
+                blocks.append(Downsample(c, c, (i + 1) in cfg.temporal_down_levels, kt_resample))
         self.blocks = nn.ModuleList(blocks + _mid_blocks(c, cfg))
         self.norm_out = RMSNorm(c)
-        self.conv_out = CausalConv3d(c, 2 * cfg.latent_channels)
+        self.conv_out = CausalConv3d(c, 2 * cfg.latent_channels, kernel=(kt, 3, 3))
 
     def forward(self, x: torch.Tensor, cache: Cache | None = None) -> torch.Tensor:
         x = self.conv_in(x, cache)  # (B, T, H, W, C0)
@@ -126,19 +138,20 @@ class Decoder(nn.Module):
     def __init__(self, cfg: VAEConfig):
         super().__init__()
         ch = _channels(cfg)
+        kt, kt_resample = _time_kernels(cfg)
         c = ch[-1]
-        self.conv_in = CausalConv3d(cfg.latent_channels, c)
+        self.conv_in = CausalConv3d(cfg.latent_channels, c, kernel=(kt, 3, 3))
         blocks = _mid_blocks(c, cfg)
         for i in reversed(range(len(ch))):
             for _ in range(cfg.num_res_blocks + 1):
-                blocks.append(ResBlock(c, ch[i]))
+                blocks.append(ResBlock(c, ch[i], kt))
                 c = ch[i]
             if i > 0:
-                blocks.append(Upsample(c, ch[i - 1], temporal=i in cfg.temporal_down_levels))
+                blocks.append(Upsample(c, ch[i - 1], i in cfg.temporal_down_levels, kt_resample))
                 c = ch[i - 1]
         self.blocks = nn.ModuleList(blocks)
         self.norm_out = RMSNorm(c)
-        self.conv_out = CausalConv3d(c, cfg.in_channels)
+        self.conv_out = CausalConv3d(c, cfg.in_channels, kernel=(kt, 3, 3))
 
     def forward(self, z: torch.Tensor, cache: Cache | None = None) -> torch.Tensor:
         x = self.conv_in(z, cache)  # (B, T', h, w, C_top)
@@ -228,6 +241,16 @@ class VideoVAE(nn.Module):
         if not isinstance(latent_frames, int) or latent_frames < 1:
             raise ValueError(f"latent_frames must be an int >= 1, got {latent_frames}")
         return 1 + 4 * (latent_frames - 1)
+
+    def receptive_field(self) -> int:
+        """Pixel frames one latent frame sees: latent frame j is a function of pixel frames 4j - rf + 1 .. 4j
+        (zeros before frame 0). 77 for today's world-xs encoder, 4 with `local_time`."""
+        rf, rate = 1, 1  # rate: pixel frames per frame at the current layer
+        for m in self.encoder.modules():  # registration order is the order of application
+            if isinstance(m, CausalConv3d):
+                rf += (m.kernel_size[0] - 1) * rate
+                rate *= m.stride[0]
+        return rf
 
     def _check(self, x: torch.Tensor, name: str, channels: int) -> None:
         if not torch.is_tensor(x) or x.ndim != 5:

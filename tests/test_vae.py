@@ -5,6 +5,7 @@ import io
 import pytest
 import torch
 
+from tenku.causal_conv import CausalConv3d
 from tenku.config import VAEConfig, preset
 from tenku.vae import VideoVAE, run_tiled
 
@@ -13,13 +14,14 @@ from tenku.vae import VideoVAE, run_tiled
 CHUNK_ATOL = 1e-5
 
 
-def tiny_vae(spatial_compression: int = 8, seed: int = 0) -> VideoVAE:
+def tiny_vae(spatial_compression: int = 8, seed: int = 0, local_time: bool = False) -> VideoVAE:
     torch.manual_seed(seed)
     cfg = preset("tiny").vae
     if spatial_compression != 8:
         levels = spatial_compression.bit_length() - 1
         cfg = VAEConfig(latent_channels=4, base_channels=8, channel_mult=(1,) + (2,) * levels,
                         spatial_compression=spatial_compression)
+    cfg.local_time = local_time
     return VideoVAE(cfg).eval()
 
 
@@ -41,8 +43,9 @@ def test_shapes(s):
             assert vae.decode(post.mode()).shape == (1, 3, frames, 32, 48)
 
 
-def test_causality_bit_exact():
-    vae = tiny_vae()
+@pytest.mark.parametrize("local_time", [False, True])
+def test_causality_bit_exact(local_time):
+    vae = tiny_vae(local_time=local_time)
     video = clip(17)
     with torch.no_grad():
         for chunked in (True, False):
@@ -63,6 +66,62 @@ def test_causality_bit_exact():
                 rec3 = vae.decode(z3, chunked=chunked)  # decode alone
                 assert torch.equal(rec3[:, :, : 4 * j + 1], rec[:, :, : 4 * j + 1])
                 assert not torch.equal(rec3[:, :, 4 * j + 1 :], rec[:, :, 4 * j + 1 :])
+
+
+def local_vae() -> VideoVAE:
+    """A local-time tiny VAE whose time taps are all live (at init they copy the newest frame only)."""
+    vae = tiny_vae(local_time=True)
+    with torch.no_grad():
+        for m in vae.modules():
+            if isinstance(m, CausalConv3d) and m.kernel_size[0] > 1:
+                m.weight.add_(torch.randn_like(m.weight) * 0.3)
+    return vae
+
+
+@pytest.mark.parametrize("chunked", [True, False])
+def test_local_time_latent_frame_sees_only_its_pixel_frames(chunked):
+    vae = local_vae()
+    assert vae.receptive_field() == 4 and tiny_vae().receptive_field() > 33  # today's encoder sees past any clip
+    video, other = clip(17), clip(17, seed=9)
+    with torch.no_grad():
+        z = vae.encode(video, chunked=chunked).mean  # (1, 4, 5, 2, 2)
+        for j in range(1, 5):
+            own = slice(4 * j - 3, 4 * j + 1)
+            outside = other.clone()
+            outside[:, :, own] = video[:, :, own]  # every frame but latent frame j's own four replaced
+            assert torch.equal(vae.encode(outside, chunked=chunked).mean[:, :, j], z[:, :, j])
+            inside = video.clone()
+            inside[:, :, 4 * j - 3] = other[:, :, 4 * j - 3]  # the oldest of its own frames does reach it
+            assert not torch.equal(vae.encode(inside, chunked=chunked).mean[:, :, j], z[:, :, j])
+
+
+@pytest.mark.parametrize("chunked", [True, False])
+def test_local_time_latents_are_stationary(chunked):
+    vae = local_vae()
+    long = clip(21)
+    with torch.no_grad():
+        # A clip started 4 frames later has the same latent frames, one index earlier (after latent frame 0).
+        a = vae.encode(long[:, :, :17], chunked=chunked).mean  # (1, 4, 5, 2, 2)
+        b = vae.encode(long[:, :, 4:], chunked=chunked).mean
+        assert torch.equal(a[:, :, 2:], b[:, :, 1:4])
+        # A still clip has equal latent frames from 1 on, and those decode to equal pixel groups once the
+        # decoder's reach (latent frames j-2..j for pixel frames 4j-3..4j) holds none of latent frame 0.
+        still = vae.encode(long[:, :, :1].expand(-1, -1, 17, -1, -1).contiguous(), chunked=chunked).mean
+        for j in range(2, 5):
+            assert torch.equal(still[:, :, j], still[:, :, 1])
+        rec = vae.decode(still, chunked=chunked)  # (1, 3, 17, 16, 16)
+        assert torch.equal(rec[:, :, 13:17], rec[:, :, 9:13])
+        z = torch.randn_like(a)
+        z2 = z.clone()
+        z2[:, :, 0] += 1.0
+        assert torch.equal(vae.decode(z2, chunked=chunked)[:, :, 9:], vae.decode(z, chunked=chunked)[:, :, 9:])
+
+
+def test_local_time_default_off_keeps_the_architecture():
+    # The shipped model's weights load only into today's layer shapes.
+    a, b = VideoVAE(preset("world-xs").vae), VideoVAE(VAEConfig(**{**vars(preset("world-xs").vae), "local_time": True}))
+    assert list(a.state_dict()) == list(b.state_dict())
+    assert a.encoder.conv_in.weight.shape[2] == 3 and b.encoder.conv_in.weight.shape[2] == 1
 
 
 def test_chunked_equals_whole_clip():
