@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .config import ModelConfig
@@ -78,14 +78,23 @@ def load_tensors(path: str | Path, device: str | torch.device = "cpu") -> dict[s
         raise CheckpointError(f"{path}: not a readable safetensors file, truncated or corrupted ({e})") from None
 
 
-def load_state(module: torch.nn.Module, path: str | Path, device: str | torch.device = "cpu") -> None:
-    """Load a safetensors state dict into `module`, naming the file and every key or shape that differs."""
-    state = load_tensors(path, device)
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-              for k in own if k in state and state[k].shape != own[k].shape]
+def file_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
+    """Tensor names and shapes from a safetensors header alone (nothing is read past the header)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: file not found")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable safetensors file, truncated or corrupted ({e})") from None
+
+
+def _check_shapes(path, own: dict[str, tuple], stored: dict[str, tuple]) -> None:
+    """CheckpointError naming the file and every key or shape that differs between model and file."""
+    missing = sorted(set(own) - set(stored))
+    unexpected = sorted(set(stored) - set(own))
+    shapes = [f"{k}: file {stored[k]} vs model {own[k]}" for k in own if k in stored and stored[k] != own[k]]
     if missing or unexpected or shapes:
         parts = []
         if missing:
@@ -95,6 +104,21 @@ def load_state(module: torch.nn.Module, path: str | Path, device: str | torch.de
         if shapes:
             parts.append(f"shape mismatch {shapes[:5]}{' ...' if len(shapes) > 5 else ''}")
         raise CheckpointError(f"{path} does not match the model in config.json: " + "; ".join(parts))
+
+
+def check_before_build(build, path: str | Path) -> None:
+    """Build the module on the meta device (no memory) and compare it with the file's header, so a config
+    that does not match its weights fails before the real model is allocated."""
+    with torch.device("meta"):
+        own = {k: tuple(v.shape) for k, v in build().state_dict().items()}
+    _check_shapes(path, own, file_shapes(path))
+
+
+def load_state(module: torch.nn.Module, path: str | Path, device: str | torch.device = "cpu") -> None:
+    """Load a safetensors state dict into `module`, naming the file and every key or shape that differs."""
+    state = load_tensors(path, device)
+    own = module.state_dict()
+    _check_shapes(path, {k: tuple(v.shape) for k, v in own.items()}, {k: tuple(v.shape) for k, v in state.items()})
     # Files may be stored in half precision; the model keeps its own dtype.
     module.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
 

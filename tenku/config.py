@@ -3,8 +3,58 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
+
+# Sane bounds per field, checked before a model is built from a config: a hostile or mistyped config.json
+# (dim 200000, num_layers 100000) must fail with a message, not allocate 160 GB first. Generous enough for
+# every published video DiT (Wan 2.1 14B: dim 5120, 40 layers, ffn 13824). Tuples are bounded per entry.
+BOUNDS: dict[str, dict[str, tuple[float, float]]] = {
+    "VAEConfig": dict(in_channels=(1, 16), latent_channels=(1, 256), base_channels=(1, 1024), channel_mult=(1, 64),
+                      num_res_blocks=(1, 16), temporal_down_levels=(0, 8)),
+    "DiTConfig": dict(in_channels=(1, 256), out_channels=(1, 256), patch_size=(1, 16), dim=(2, 8192),
+                      ffn_dim=(1, 65536), num_layers=(1, 256), num_heads=(1, 256), text_dim=(1, 16384),
+                      freq_dim=(2, 4096), eps=(1e-12, 1.0), rope_theta=(1.0, 1e9)),
+    "FlowConfig": dict(logit_std=(0.0, 100.0), base_shift=(1e-3, 1e3), shift_ref_tokens=(1, 1 << 30),
+                       max_shift=(1e-3, 1e3), text_dropout=(0.0, 1.0)),
+    "SampleConfig": dict(frames=(1, 1025), max_frames=(1, 1025), height=(1, 8192), width=(1, 8192), fps=(1, 240),
+                         steps=(1, 1000), guidance=(0.0, 100.0)),
+    "ModelConfig": dict(text_max_length=(1, 8192)),
+}
+_JSON_KEYS = {"VAEConfig": "vae.", "DiTConfig": "dit.", "FlowConfig": "flow.", "SampleConfig": "sample."}
+_KINDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}
+
+
+def check_fields(cfg) -> None:
+    """Every field of a config dataclass has its annotated type and lies within BOUNDS; else ValueError naming it."""
+    bounds = BOUNDS.get(type(cfg).__name__, {})
+    prefix = _JSON_KEYS.get(type(cfg).__name__, "")  # named as in config.json and --set model.dit.dim
+    for f in dataclasses.fields(cfg):
+        name = f"{prefix}{f.name}"
+        value, kind = getattr(cfg, f.name), str(f.type)  # a string under `from __future__ import annotations`
+        if kind.startswith("tuple"):
+            items, what = value, "a list of integers"
+            ok = isinstance(value, (list, tuple)) and all(_is_int(v) for v in value)
+        elif kind in _KINDS:
+            items, what = [value], _KINDS[kind]
+            ok = {"int": _is_int, "float": _is_number, "bool": lambda v: isinstance(v, bool),
+                  "str": lambda v: isinstance(v, str)}[kind](value)
+        else:  # nested configs are checked by their own class
+            continue
+        if not ok:
+            raise ValueError(f"{name} must be {what}, got {value!r}")
+        lo, hi = bounds.get(f.name, (-math.inf, math.inf))
+        if f.name in bounds and any(not lo <= v <= hi for v in items):
+            raise ValueError(f"{name} must be in [{lo:g}, {hi:g}], got {value!r}")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 @dataclass
@@ -31,6 +81,7 @@ class VAEConfig:
     local_time: bool = False
 
     def __post_init__(self):
+        check_fields(self)
         self.channel_mult = tuple(self.channel_mult)
         self.temporal_down_levels = tuple(self.temporal_down_levels)
         if self.spatial_compression not in (4, 8, 16):
@@ -73,7 +124,10 @@ class DiTConfig:
     gradient_checkpointing: bool = False
 
     def __post_init__(self):
+        check_fields(self)
         self.patch_size = tuple(self.patch_size)
+        if len(self.patch_size) != 3:
+            raise ValueError(f"dit.patch_size must be (pt, ph, pw), got {list(self.patch_size)}")
         if self.dim % self.num_heads:
             raise ValueError(f"dim {self.dim} is not divisible by num_heads {self.num_heads}")
         if (self.dim // self.num_heads) % 2:
@@ -95,6 +149,9 @@ class FlowConfig:
     max_shift: float = 8.0
     text_dropout: float = 0.1  # probability of training a sample unconditionally (for guidance)
 
+    def __post_init__(self):
+        check_fields(self)
+
 
 @dataclass
 class SampleConfig:
@@ -109,6 +166,9 @@ class SampleConfig:
     guidance: float = 4.0
     sampler: str = "euler"
 
+    def __post_init__(self):
+        check_fields(self)
+
 
 @dataclass
 class ModelConfig:
@@ -122,12 +182,17 @@ class ModelConfig:
     text_encoder: str = "minilm"
     text_max_length: int = 48
 
+    def __post_init__(self):
+        check_fields(self)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
         def build(klass, sub):
+            if not isinstance(sub, dict):
+                raise ValueError(f"{klass.__name__} must be a JSON object, got {sub!r}")
             names = {f.name for f in dataclasses.fields(klass)}
             unknown = set(sub) - names
             if unknown:

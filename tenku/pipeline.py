@@ -9,7 +9,7 @@ from typing import Callable
 import torch
 
 from . import flow
-from .checkpoint import load_model_config, load_state
+from .checkpoint import check_before_build, load_model_config, load_state
 from .config import ModelConfig
 from .dit import DiT
 from .conditioning import Conditioner, Plan, check_frame_size, load_frames, valid_prefix
@@ -44,7 +44,9 @@ class Pipeline:
     @classmethod
     def from_dir(cls, path: str | Path, device: str | torch.device = "cpu") -> "Pipeline":
         path = Path(path)
-        cfg = load_model_config(path)
+        cfg = load_model_config(path)  # types and bounds checked
+        check_before_build(lambda: VideoVAE(cfg.vae), path / "vae.safetensors")
+        check_before_build(lambda: DiT(cfg.dit), path / "dit.safetensors")
         vae, dit = VideoVAE(cfg.vae), DiT(cfg.dit)
         load_state(vae, path / "vae.safetensors")
         load_state(dit, path / "dit.safetensors")
