@@ -36,7 +36,7 @@ def rope_axis_dims(head_dim: int) -> tuple[int, int, int]:
 
 
 def rope_freqs(grid: tuple[int, int, int], head_dim: int, theta: float, device) -> torch.Tensor:
-    """3D rotary table for a (T', H', W') token grid: unit complex numbers of shape (N, head_dim / 2)."""
+    """3D rotary table for a (T', H', W') token grid: (cos, sin) of each pair's angle, shape (N, head_dim / 2, 2)."""
     angles = []
     for axis, (n, d) in enumerate(zip(grid, rope_axis_dims(head_dim))):
         inv = 1.0 / theta ** (torch.arange(0, d, 2, device=device, dtype=torch.float64) / d)  # (d/2,)
@@ -45,13 +45,19 @@ def rope_freqs(grid: tuple[int, int, int], head_dim: int, theta: float, device) 
         shape[axis] = n
         angles.append(a.view(shape).expand(*grid, -1))  # (T', H', W', d/2)
     ang = torch.cat(angles, dim=-1).reshape(-1, head_dim // 2)  # (N, head_dim/2)
-    return torch.polar(torch.ones_like(ang), ang).to(torch.complex64)
+    return torch.stack([ang.cos(), ang.sin()], dim=-1).float()  # (N, head_dim/2, 2)
 
 
-def apply_rope(x: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
-    """Rotate adjacent pairs (x[2i], x[2i+1]) as complex numbers, as Wan does. x (B, heads, N, hd)."""
-    xc = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)).contiguous())  # (B, heads, N, hd/2)
-    return torch.view_as_real(xc * freqs).flatten(-2).to(x.dtype)
+def apply_rope(x: torch.Tensor, rope: torch.Tensor) -> torch.Tensor:
+    """Rotate adjacent pairs (x[2i], x[2i+1]) by their angle, as Wan does. x (B, heads, N, hd).
+
+    Real arithmetic, not complex numbers: the same rotation, but plain elementwise ops that the compiler fuses
+    with the QK norm, and no complex tensors in the backward pass.
+    """
+    cos, sin = rope.unbind(-1)  # (N, hd/2) each
+    x1, x2 = x.float().unflatten(-1, (-1, 2)).unbind(-1)  # (B, heads, N, hd/2) each
+    out = torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)  # (B, heads, N, hd/2, 2)
+    return out.flatten(-2).to(x.dtype)
 
 
 # ----------------------------------------------------------------------------- layers

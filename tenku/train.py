@@ -36,6 +36,7 @@ import torch.nn as nn
 
 from . import distributed, flow
 from .checkpoint import save_json, save_model_dir
+from .compile import maybe_compile
 from .config import ModelConfig
 from .train_config import COND_MODES, TRAIN_PRESETS, TrainConfig, resolve
 from .train_state import Ranks, checkpoint_dirs, resume, save_checkpoint
@@ -415,6 +416,7 @@ def train(cfg: TrainConfig, resume_run: bool = False, dataset=None, collate=None
     if ema is not None and ranks.sharded:
         distributed.shard_fsdp(ema, info, bf16)  # sharded like the model, so the EMA update is shard-local
     disc_net = distributed.wrap(disc, info, "ddp") if disc is not None else None
+    fwd = maybe_compile(net, cfg.compile, dev)  # the training forward; `net` keeps DDP's no_sync
 
     # 3. Optimizers (AdamW; the LR is set from the step every iteration, so the schedule resumes with it).
     def adamw(params, lr):
@@ -480,7 +482,7 @@ def train(cfg: TrainConfig, resume_run: bool = False, dataset=None, collate=None
         B, _, T, h, w = x0.shape
         cond = random_cond_mask(B, T, cfg.cond_probs, generators["cond"]).to(dev)  # (B, T')
         with autocast:
-            loss = flow.training_loss(_TokenAware(net, model), x0, text, text_mask, mcfg.flow, cond_mask=cond,
+            loss = flow.training_loss(_TokenAware(fwd, model), x0, text, text_mask, mcfg.flow, cond_mask=cond,
                                       per_frame_t=cfg.per_frame_t, generator=generators["noise"])
         return loss, B, B * model.num_tokens(T, h, w), {}
 
@@ -491,7 +493,7 @@ def train(cfg: TrainConfig, resume_run: bool = False, dataset=None, collate=None
         if cfg.vae_crop:
             video = random_crop(video, cfg.vae_crop, generators["cond"])  # (B, 3, T, c, c)
         with autocast:
-            recon, post = net(video, generators["noise"])
+            recon, post = fwd(video, generators["noise"])
             parts = reconstruction_loss(recon.float(), video, cfg.freq_weight, cfg.fg_weight)
             loss = parts["rec"] + cfg.kl_weight * kl_loss(post.mean.float(), post.logvar.float())
             if disc is not None and step > cfg.adv_start:

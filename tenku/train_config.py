@@ -65,6 +65,7 @@ class TrainConfig:
     device: str = "auto"  # "auto", "cpu", "cuda"
     seed: int = 0
     num_workers: int = 0  # DataLoader worker processes
+    compile: str = "auto"  # torch.compile the training forward: "auto" (where a C compiler / Triton exists), "on", "off"
 
     # 3. Logging, checkpoints, samples.
     log_every: int = 10
@@ -124,6 +125,7 @@ def validate(cfg: TrainConfig) -> None:
     one_of("schedule", ("cosine", "constant"))
     one_of("precision", ("auto", "fp32", "bf16"))
     one_of("strategy", ("ddp", "fsdp"))
+    one_of("compile", ("auto", "on", "off"))
     if cfg.model not in MODEL_PRESETS:
         raise ValueError(f"model must be a preset in {sorted(MODEL_PRESETS)}, got {cfg.model!r}")
     for name in ("steps", "batch_size", "grad_accum", "log_every", "checkpoint_every", "keep_last"):
@@ -148,7 +150,7 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     # Seconds on a CPU: used by the tests.
     "tiny-test": dict(model="tiny", steps=20, batch_size=2, lr=1e-3, warmup_steps=2, ema_decay=0.9, log_every=1,
                       checkpoint_every=10, keep_last=2, sizes=[[32, 32]], frames=[1, 9], val_clips=1, stats_clips=2,
-                      progress=False),
+                      progress=False, compile="off"),  # compiling would cost the tests more than it saves
     # A small world model on one CPU (hours): 64x64, up to 17 frames.
     "world-s-cpu": dict(model="world-s", steps=20000, batch_size=4, lr=3e-4, warmup_steps=500, ema_decay=0.999,
                         log_every=20, checkpoint_every=1000, sample_every=2000, sizes=[[64, 64]], frames=[1, 9, 17]),

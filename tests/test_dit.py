@@ -112,6 +112,16 @@ def test_rope_is_relative_in_time():
     assert not torch.allclose(s(0, 2), s(0, 4), atol=1e-4)
 
 
+def test_rope_equals_complex_rotation():
+    # The real-valued rotation is Wan's complex one: (x[2i] + i x[2i+1]) * e^{i angle}.
+    from tenku.dit import apply_rope, rope_freqs
+
+    f = rope_freqs((3, 2, 2), 12, 10000.0, "cpu")  # (12, 6, 2)
+    x = torch.randn(2, 3, 12, 12)
+    z = torch.view_as_complex(x.unflatten(-1, (-1, 2)).contiguous()) * torch.complex(f[..., 0], f[..., 1])
+    assert torch.allclose(apply_rope(x, f), torch.view_as_real(z).flatten(-2), atol=1e-6)
+
+
 def test_bad_inputs_raise_clear_errors():
     dit = tiny_dit(patch_size=(1, 2, 2))
     tx, m = text()

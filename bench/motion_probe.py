@@ -1,0 +1,285 @@
+"""Motion probe: can a small DiT learn to move one object the way the caption says, in CPU minutes?
+
+The simplest world there is: one ball on black, raw pixels (no VAE), a handful of colours and directions,
+fixed captions encoded by the real text encoder (MiniLM). The DiT is Tenku's own (`tenku.dit.DiT`) trained
+with Tenku's own objective (`tenku.flow.training_loss`), so a lever that wins here is a lever for the real
+recipe, tried in minutes instead of hours. Several designs train side by side on the same data and are
+evaluated at the same steps; each row of the table is one evaluation.
+
+    nice .venv/bin/python bench/motion_probe.py --designs t2v i2v --steps 1000 --eval-every 250
+
+Designs (--designs, any of):
+    t2v        text-to-video: every frame generated
+    i2v        image-to-video: frame 0 given clean in training and in evaluation (ground-truth frame 0)
+    mix        trained half t2v, half i2v; evaluated as t2v
+    two-stage  trained like mix; evaluated by sampling frame 0 as an image, then animating it (Emu Video)
+    forcing    t2v with an independent noise level per frame (diffusion forcing); evaluated as t2v
+Starts (--start): `inside` puts the ball where its whole path stays in view (where it starts depends on
+where it goes); `bounce` starts it anywhere and reflects it off the walls (any start works for any motion).
+
+Metrics, from the sampled pixels (an object is the bright region; a clip without one fails every metric):
+    colour     the object's mean colour is nearest the caption's
+    direction  the displacement from first to last frame points the caption's way (of 4 or 8) and is at least
+               a third of the true one; chance is 1/4 (1/8) for a model that moves things at random
+    moved      mean displacement along the caption's direction, px (truth: --speed * (frames - 1))
+    found      share of clips where an object was found in every frame
+Floor and chance rows come from the same code: ground truth, ground truth with captions shuffled, and
+uniform noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tenku import flow  # noqa: E402
+from tenku.config import DiTConfig, FlowConfig  # noqa: E402
+from tenku.dit import DiT, count_params  # noqa: E402
+from tenku.sampler import Conditioning, GuidedVelocity, sample  # noqa: E402
+
+COLORS = {"red": (1.0, 0.15, 0.15), "green": (0.15, 0.9, 0.2), "blue": (0.2, 0.35, 1.0), "yellow": (1.0, 0.9, 0.1)}
+DIRECTIONS = {  # caption phrase -> unit (dx, dy) in image coordinates (y down)
+    "to the right": (1, 0), "to the left": (-1, 0), "up": (0, -1), "down": (0, 1),
+    "up and to the right": (1, -1), "up and to the left": (-1, -1),
+    "down and to the right": (1, 1), "down and to the left": (-1, 1),
+}
+DESIGNS = ("t2v", "i2v", "mix", "two-stage", "forcing")
+
+
+@dataclass
+class Probe:
+    size: int = 16
+    frames: int = 9
+    radius: float = 2.5
+    speed: float = 1.0  # px per frame
+    directions: int = 4
+    start: str = "inside"  # or "bounce"
+
+    def captions(self) -> list[tuple[str, str, str]]:
+        dirs = list(DIRECTIONS)[: self.directions]
+        return [(f"a {c} ball moves {d}", c, d) for c in COLORS for d in dirs]
+
+    def path(self, direction: str, g: torch.Generator) -> torch.Tensor:
+        """Ball centre per frame, (T, 2) in px (x, y)."""
+        dx, dy = DIRECTIONS[direction]
+        v = torch.tensor([dx, dy], dtype=torch.float32) * self.speed / math.hypot(dx, dy)
+        steps = torch.arange(self.frames, dtype=torch.float32)[:, None]  # (T, 1)
+        lo, hi = self.radius, self.size - self.radius
+        if self.start == "inside":
+            end = v * (self.frames - 1)
+            low = torch.clamp(lo - torch.minimum(end, torch.zeros(2)), min=lo)
+            high = torch.clamp(hi - torch.maximum(end, torch.zeros(2)), max=hi)
+            p0 = low + torch.rand(2, generator=g) * (high - low)
+            return p0 + steps * v
+        # Bounce: reflect the straight path into [lo, hi] (a triangle wave).
+        p = lo + torch.rand(2, generator=g) * (hi - lo) + steps * v - lo
+        span = hi - lo
+        p = torch.remainder(p, 2 * span)
+        return lo + torch.where(p > span, 2 * span - p, p)
+
+    def render(self, centres: torch.Tensor, color: str) -> torch.Tensor:
+        """(T, 2) centres -> (3, T, S, S) in [-1, 1]: an anti-aliased disc on black."""
+        ys, xs = torch.meshgrid(torch.arange(self.size) + 0.5, torch.arange(self.size) + 0.5, indexing="ij")
+        d = torch.hypot(xs[None] - centres[:, 0, None, None], ys[None] - centres[:, 1, None, None])  # (T, S, S)
+        cover = torch.clamp(self.radius + 0.5 - d, 0, 1)  # (T, S, S)
+        rgb = torch.tensor(COLORS[color])[:, None, None, None]  # (3, 1, 1, 1)
+        return cover[None] * rgb * 2 - 1
+
+
+def make_batch(probe: Probe, captions, n: int, g: torch.Generator):
+    """n random clips: video (n, 3, T, S, S), caption indices (n,)."""
+    idx = torch.randint(len(captions), (n,), generator=g)
+    clips = []
+    for i in idx.tolist():
+        _, color, direction = captions[i]
+        clips.append(probe.render(probe.path(direction, g), color))
+    return torch.stack(clips), idx
+
+
+# ----------------------------------------------------------------------------- measuring pixels
+
+def measure(video: torch.Tensor, probe: Probe, captions, idx: torch.Tensor) -> dict:
+    """Score (n, 3, T, S, S) clips in [-1, 1] against their captions."""
+    x = (video.clamp(-1, 1) + 1) / 2  # (n, 3, T, S, S) in [0, 1]
+    bright = x.amax(1)  # (n, T, S, S)
+    mask = bright > 0.35
+    w = bright * mask
+    mass = w.sum((2, 3))  # (n, T)
+    coords = torch.arange(probe.size, dtype=torch.float32) + 0.5
+    cx = (w.sum(2) * coords).sum(-1) / mass.clamp(min=1e-6)  # (n, T)
+    cy = (w.sum(3) * coords).sum(-1) / mass.clamp(min=1e-6)
+    # An object is one compact region of about the ball's area in every frame: noise and smears are not.
+    area = mask.sum((2, 3)).float()  # (n, T)
+    ball = math.pi * probe.radius ** 2
+    ys, xs = torch.meshgrid(coords, coords, indexing="ij")
+    near = torch.hypot(xs - cx[..., None, None], ys - cy[..., None, None]) <= 2 * probe.radius  # (n, T, S, S)
+    compact = (w * near).sum((2, 3)) >= 0.9 * mass
+    found = ((area >= 0.4 * ball) & (area <= 2.5 * ball) & compact).all(1)  # (n,)
+    disp = torch.stack([cx[:, -1] - cx[:, 0], cy[:, -1] - cy[:, 0]], 1)  # (n, 2)
+    mean_rgb = (x * mask[:, None]).sum((2, 3, 4)) / mask.sum((1, 2, 3)).clamp(min=1)[:, None]  # (n, 3)
+    palette = torch.tensor(list(COLORS.values()))  # (K, 3)
+    color_names = list(COLORS)
+    dir_names = list(DIRECTIONS)[: probe.directions]
+    unit = torch.tensor([DIRECTIONS[d] for d in dir_names], dtype=torch.float32)
+    unit = unit / unit.norm(dim=1, keepdim=True)  # (D, 2)
+    truth = probe.speed * (probe.frames - 1)
+    colour_ok, dir_ok, moved = [], [], []
+    for k, i in enumerate(idx.tolist()):
+        _, color, direction = captions[i]
+        want = unit[dir_names.index(direction)]
+        along = float(disp[k] @ want)
+        best = dir_names[int((unit @ disp[k]).argmax())]
+        ok = bool(found[k])
+        colour_ok.append(ok and color_names[int((palette - mean_rgb[k]).norm(dim=1).argmin())] == color)
+        dir_ok.append(ok and best == direction and along >= truth / 3)
+        moved.append(along if ok else 0.0)
+    mean = lambda v: sum(v) / max(len(v), 1)  # noqa: E731
+    return {"found": float(found.float().mean()), "colour": mean(colour_ok), "direction": mean(dir_ok),
+            "moved": mean(moved)}
+
+
+# ----------------------------------------------------------------------------- training and sampling
+
+def build(args) -> DiT:
+    cfg = DiTConfig(in_channels=3, out_channels=3, patch_size=(1, args.patch, args.patch), dim=args.dim,
+                    ffn_dim=4 * args.dim, num_layers=args.layers, num_heads=args.dim // 32, text_dim=384)
+    return DiT(cfg)
+
+
+def cond_mask(design: str, n: int, frames: int, g: torch.Generator) -> torch.Tensor | None:
+    """Which frames are given clean in training, (n, T) bool, or None."""
+    if design == "i2v":
+        first = torch.ones(n, dtype=torch.bool)
+    elif design in ("mix", "two-stage"):
+        first = torch.rand(n, generator=g) < 0.5
+    else:
+        return None
+    m = torch.zeros(n, frames, dtype=torch.bool)
+    m[:, 0] = first
+    return m
+
+
+@torch.no_grad()
+def generate(model: DiT, design: str, text, mask, truth: torch.Tensor, args, seed: int) -> torch.Tensor:
+    """Sample clips shaped like `truth` (n, 3, T, S, S) for `design`."""
+    model.eval()
+    g = torch.Generator().manual_seed(seed)
+    n, C, T, S, _ = truth.shape
+    shift = flow.shift_for_tokens(model.num_tokens(T, S, S), FlowConfig())
+    noise = torch.randn(truth.shape, generator=g)  # (n, 3, T, S, S)
+    cond = None
+    if design == "i2v":
+        given = torch.zeros(n, T, dtype=torch.bool)
+        given[:, 0] = True
+        cond = Conditioning(truth, given)
+    elif design == "two-stage":
+        # Stage 1: frame 0 as an image (a one-frame video) from the text alone.
+        first = sample(GuidedVelocity(model, text, mask, args.guidance), noise[:, :, :1], args.sample_steps,
+                       flow.shift_for_tokens(model.num_tokens(1, S, S), FlowConfig()))
+        given = torch.zeros(n, T, dtype=torch.bool)
+        given[:, 0] = True
+        latents = torch.zeros_like(truth)
+        latents[:, :, :1] = first
+        cond = Conditioning(latents, given)
+    out = sample(GuidedVelocity(model, text, mask, args.guidance, cond), noise, args.sample_steps, shift, cond=cond)
+    model.train()
+    return out
+
+
+def train_design(design: str, probe: Probe, captions, text_all, mask_all, evalset, args) -> list[dict]:
+    torch.manual_seed(args.seed)
+    model = build(args)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
+    g = torch.Generator().manual_seed(args.seed + 1)
+    fcfg = FlowConfig()
+    rows, spent, losses = [], 0.0, []
+    for step in range(1, args.steps + 1):
+        t0 = time.perf_counter()
+        video, idx = make_batch(probe, captions, args.batch, g)
+        cm = cond_mask(design, args.batch, probe.frames, g)
+        loss = flow.training_loss(model, video, text_all[idx], mask_all[idx], fcfg, cond_mask=cm,
+                                  per_frame_t=design == "forcing", generator=g)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        spent += time.perf_counter() - t0
+        losses.append(loss.item())
+        if step % args.eval_every == 0 or step == args.steps:
+            truth, idx_e = evalset
+            out = generate(model, design, text_all[idx_e], mask_all[idx_e], truth, args, seed=args.seed + 2)
+            row = {"design": design, "step": step, "train_min": spent / 60, "loss": sum(losses) / len(losses),
+                   **measure(out, probe, captions, idx_e)}
+            losses = []
+            rows.append(row)
+            print(fmt(row), flush=True)
+    return rows
+
+
+def fmt(row: dict) -> str:
+    return (f"| {row['design']} | {row['step']} | {row['train_min']:.1f} | {row['loss']:.4f} | {row['found']:.2f} |"
+            f" {row['colour']:.2f} | {row['direction']:.2f} | {row['moved']:.1f} |")
+
+
+HEADER = "| design | step | train CPU min | loss | found | colour | direction | moved px |\n|---|---|---|---|---|---|---|---|"
+
+
+def reference_rows(probe: Probe, captions, evalset) -> list[dict]:
+    """Detector floor and chance levels, measured by the same code."""
+    truth, idx = evalset
+    g = torch.Generator().manual_seed(123)
+    shuffled = idx[torch.randperm(len(idx), generator=g)]
+    noise = torch.rand(truth.shape, generator=g) * 2 - 1
+    rows = []
+    for name, video, ids in (("ground truth", truth, idx), ("truth, shuffled captions", truth, shuffled),
+                             ("uniform noise", noise, idx), ("frame 0 frozen", truth[:, :, :1].expand_as(truth), idx)):
+        rows.append({"design": name, "step": 0, "train_min": 0.0, "loss": float("nan"), **measure(video, probe, captions, ids)})
+    return rows
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--designs", nargs="+", default=["t2v", "i2v"], choices=DESIGNS)
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--eval-every", type=int, default=250)
+    p.add_argument("--eval-count", type=int, default=32)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--size", type=int, default=16)
+    p.add_argument("--frames", type=int, default=9)
+    p.add_argument("--directions", type=int, default=4, choices=(4, 8))
+    p.add_argument("--start", default="inside", choices=("inside", "bounce"))
+    p.add_argument("--dim", type=int, default=128)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--patch", type=int, default=2)
+    p.add_argument("--sample-steps", type=int, default=20)
+    p.add_argument("--guidance", type=float, default=3.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    probe = Probe(size=args.size, frames=args.frames, directions=args.directions, start=args.start)
+    captions = probe.captions()
+    from tenku.text import load_text_encoder
+
+    text_all, mask_all = load_text_encoder().encode([c for c, _, _ in captions])  # (K, L, 384), (K, L)
+    evalset = make_batch(probe, captions, args.eval_count, torch.Generator().manual_seed(10_000 + args.seed))
+    print(f"probe: {probe}; {len(captions)} captions; DiT {count_params(build(args)) / 1e6:.2f}M parameters;"
+          f" batch {args.batch}, lr {args.lr}, {args.sample_steps} Euler steps, guidance {args.guidance}")
+    print(HEADER)
+    for row in reference_rows(probe, captions, evalset):
+        print(fmt(row))
+    for design in args.designs:
+        train_design(design, probe, captions, text_all, mask_all, evalset, args)
+
+
+if __name__ == "__main__":
+    main()
