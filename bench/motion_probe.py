@@ -19,9 +19,10 @@ where it goes); `bounce` starts it anywhere and reflects it off the walls (any s
 
 Metrics, from the sampled pixels (an object is the bright region; a clip without one fails every metric):
     colour     the object's mean colour is nearest the caption's
-    direction  the displacement from first to last frame points the caption's way (of 4 or 8) and is at least
-               a third of the true one; chance is 1/4 (1/8) for a model that moves things at random
-    moved      mean displacement along the caption's direction, px (truth: --speed * (frames - 1))
+    direction  the displacement from the first frame to the last (bounce: to the end of the free flight)
+               points the caption's way (of 4 or 8) and is at least a third of the true one; chance is 1/4
+               (1/8) for a model that moves things at random
+    moved      mean displacement along the caption's direction, px (truth: speed x the frames it holds for)
     found      share of clips where an object was found in every frame
 Floor and chance rows come from the same code: ground truth, ground truth with captions shuffled, and
 uniform noise.
@@ -62,6 +63,11 @@ class Probe:
     speed: float = 1.0  # px per frame
     directions: int = 4
     start: str = "inside"  # or "bounce"
+    free: int = 4  # bounce: frames the ball flies before any wall turns it (its captioned direction is seen)
+
+    def span(self) -> int:
+        """Frames over which the captioned direction holds: the whole clip, or the free flight of a bounce."""
+        return self.frames - 1 if self.start == "inside" else min(self.free, self.frames - 1)
 
     def captions(self) -> list[tuple[str, str, str]]:
         dirs = list(DIRECTIONS)[: self.directions]
@@ -79,8 +85,10 @@ class Probe:
             high = torch.clamp(hi - torch.maximum(end, torch.zeros(2)), max=hi)
             p0 = low + torch.rand(2, generator=g) * (high - low)
             return p0 + steps * v
-        # Bounce: reflect the straight path into [lo, hi] (a triangle wave).
-        p = lo + torch.rand(2, generator=g) * (hi - lo) + steps * v - lo
+        # Bounce: start with `free` frames of room ahead, then reflect the straight path into [lo, hi].
+        room = v * self.free
+        low, high = lo + torch.clamp(-room, min=0), hi - torch.clamp(room, min=0)
+        p = low + torch.rand(2, generator=g) * (high - low) + steps * v - lo
         span = hi - lo
         p = torch.remainder(p, 2 * span)
         return lo + torch.where(p > span, 2 * span - p, p)
@@ -123,14 +131,15 @@ def measure(video: torch.Tensor, probe: Probe, captions, idx: torch.Tensor) -> d
     near = torch.hypot(xs - cx[..., None, None], ys - cy[..., None, None]) <= 2 * probe.radius  # (n, T, S, S)
     compact = (w * near).sum((2, 3)) >= 0.9 * mass
     found = ((area >= 0.4 * ball) & (area <= 2.5 * ball) & compact).all(1)  # (n,)
-    disp = torch.stack([cx[:, -1] - cx[:, 0], cy[:, -1] - cy[:, 0]], 1)  # (n, 2)
+    k = probe.span()
+    disp = torch.stack([cx[:, k] - cx[:, 0], cy[:, k] - cy[:, 0]], 1)  # (n, 2) over the captioned flight
     mean_rgb = (x * mask[:, None]).sum((2, 3, 4)) / mask.sum((1, 2, 3)).clamp(min=1)[:, None]  # (n, 3)
     palette = torch.tensor(list(COLORS.values()))  # (K, 3)
     color_names = list(COLORS)
     dir_names = list(DIRECTIONS)[: probe.directions]
     unit = torch.tensor([DIRECTIONS[d] for d in dir_names], dtype=torch.float32)
     unit = unit / unit.norm(dim=1, keepdim=True)  # (D, 2)
-    truth = probe.speed * (probe.frames - 1)
+    truth = probe.speed * k
     colour_ok, dir_ok, moved = [], [], []
     for k, i in enumerate(idx.tolist()):
         _, color, direction = captions[i]

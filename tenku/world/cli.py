@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from .sample import SPLITS
+from .sample import MIXES, SPLITS
 
 
 def _sizes(text: str) -> list[tuple[int, int]]:
@@ -31,7 +31,7 @@ def cmd_make(args) -> int:
     frames = args.frames_choices or [args.frames]
     start = time.perf_counter()
     manifest = make_dataset(args.out, args.count, args.split, args.seed, sizes, frames, args.fps,
-                            workers=args.workers, crf=args.crf, progress=not args.quiet)
+                            workers=args.workers, crf=args.crf, progress=not args.quiet, mix=args.mix)
     seconds = time.perf_counter() - start
     print(f"{manifest}  ({args.count} clips in {seconds:.1f} s, {args.count / seconds:.1f} clips/s)")
     return 0
@@ -42,6 +42,9 @@ def add_make_parser(subparsers) -> None:
     m.add_argument("--out", required=True, help="output folder (videos/ and manifest.jsonl go here)")
     m.add_argument("--count", type=int, required=True, help="number of clips")
     m.add_argument("--split", default="train", choices=SPLITS, help="which distribution to draw from")
+    m.add_argument("--mix", default="full", choices=sorted(MIXES),
+                   help="scene mix: full (the world), simple (one object: uniform, bounce, fall; plain"
+                        " backgrounds) or uniform (one object in uniform motion)")
     m.add_argument("--seed", type=int, default=0, help="data set seed; the same seed gives the same files")
     m.add_argument("--height", type=int, default=64, help="frame height in pixels (ignored with --sizes)")
     m.add_argument("--width", type=int, default=64, help="frame width in pixels (ignored with --sizes)")

@@ -18,7 +18,7 @@ import numpy as np
 from ..video_io import write_video  # imported here, before workers fork, so each does not re-import torch
 from .captions import caption
 from .render import render
-from .sample import SPLITS, sample_scene
+from .sample import MIXES, SPLITS, sample_scene
 
 CRF = 12  # low enough that flat colours survive H.264 within a few levels
 # Full-resolution colour: 4:2:0 halves the chroma of a 64x64 frame, smearing a small object's colour into its
@@ -31,18 +31,19 @@ def clip_seed(seed: int, index: int) -> int:
 
 
 def make_clip(out_dir: Path, split: str, seed: int, index: int, sizes, frames, fps: float,
-              crf: int = CRF) -> dict:
+              crf: int = CRF, mix: str = "full") -> dict:
     """Render and write clip `index`; return its manifest line."""
     s = clip_seed(seed, index)
     pick = np.random.default_rng([s, 1])  # sizes, frame counts and wording: separate from the scene's stream
     height, width = sizes[pick.integers(len(sizes))]
     n_frames = frames[pick.integers(len(frames))]
-    scene = sample_scene(split, s, height=height, width=width, frames=n_frames, fps=fps)
+    scene = sample_scene(split, s, height=height, width=width, frames=n_frames, fps=fps, mix=mix)
     text = caption(scene, pick, split)
     video = f"videos/{index:06d}.mp4"
     write_video(out_dir / video, render(scene), fps=fps, crf=crf, pix_fmt=PIX_FMT)
     return {"video": video, "caption": text, "fps": fps, "frames": n_frames, "height": height, "width": width,
-            "id": f"{split}-{seed}-{index:06d}", "split": split, "seed": s, "scene": scene.to_dict()}
+            "id": f"{split}-{seed}-{index:06d}", "split": split, "seed": s, **({"mix": mix} if mix != "full" else {}),
+            "scene": scene.to_dict()}
 
 
 def _job(args):
@@ -50,16 +51,19 @@ def _job(args):
 
 
 def make_dataset(out_dir, count: int, split: str = "train", seed: int = 0, sizes=((64, 64),), frames=(17,),
-                 fps: float = 8.0, workers: int | None = None, crf: int = CRF, progress: bool = True) -> Path:
+                 fps: float = 8.0, workers: int | None = None, crf: int = CRF, progress: bool = True,
+                 mix: str = "full") -> Path:
     """Write `count` clips and `out_dir/manifest.jsonl`; return the manifest's path.
 
     sizes: (height, width) pairs and frames: frame counts to choose from per clip; workers: processes
-    (default: all cores; 1 runs in this process).
+    (default: all cores; 1 runs in this process); mix: the scene mix (world.sample.MIXES).
     """
     from tqdm import tqdm
 
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose from {SPLITS}")
+    if mix not in MIXES:
+        raise ValueError(f"unknown scene mix {mix!r}; choose from {sorted(MIXES)}")
     if count < 1:
         raise ValueError(f"count must be >= 1, got {count}")
     sizes = [(int(h), int(w)) for h, w in sizes]
@@ -69,7 +73,7 @@ def make_dataset(out_dir, count: int, split: str = "train", seed: int = 0, sizes
     out_dir = Path(out_dir)
     (out_dir / "videos").mkdir(parents=True, exist_ok=True)
     workers = max(1, workers or os.cpu_count() or 1)
-    jobs = [(out_dir, split, seed, i, sizes, frames, float(fps), crf) for i in range(count)]
+    jobs = [(out_dir, split, seed, i, sizes, frames, float(fps), crf, mix) for i in range(count)]
     manifest = out_dir / "manifest.jsonl"
     tmp = manifest.with_suffix(".jsonl.tmp")
     bar = tqdm(total=count, desc=f"world {split}", unit="clip", disable=not progress)

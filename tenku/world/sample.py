@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from . import palette
@@ -28,24 +30,46 @@ GAP = 0.3  # world units kept free between objects
 MIN_FREE_FLIGHT = 0.375  # seconds (3 frames at 8 fps)
 
 
+@dataclass(frozen=True)
+class Mix:
+    """Which scenes a data set draws: motion weights, at most this many objects, how often a texture."""
+
+    motions: dict
+    max_objects: int = 3
+    texture_prob: float = TEXTURE_PROB
+
+
+# Named scene mixes. "full" is the world; the others are simpler worlds for curricula and fast probes (a
+# design is tried on "uniform" in minutes before the full world costs hours). Every split exists in each.
+MIXES = {
+    "full": Mix(MOTION_WEIGHTS),
+    "simple": Mix({"uniform": 0.5, "bounce": 0.25, "fall": 0.25}, max_objects=1, texture_prob=0.0),
+    "uniform": Mix({"uniform": 1.0}, max_objects=1, texture_prob=0.0),
+}
+
+
 def sample_scene(split: str, seed: int, height: int = 64, width: int = 64, frames: int = 17,
-                 fps: float = 8.0) -> Scene:
-    """A random scene of `split`. The same arguments always give the same scene (and pixels)."""
+                 fps: float = 8.0, mix: str = "full") -> Scene:
+    """A random scene of `split` drawn from the scene mix `mix` (MIXES). The same arguments always give the
+    same scene (and pixels)."""
     palette.check_name("split", split, SPLITS)
+    palette.check_name("mix", mix, tuple(MIXES))
+    m = MIXES[mix]
     rng = np.random.default_rng([_STREAM[split], int(seed)])
     world_w, world_h = world_size(height, width)
     duration = max((frames - 1) / fps, 1.0)  # layouts plan for at least 1 s so 1-frame clips look the same
     ood = split == "ood"
 
     # 1. What: motion, then colours and shapes (respecting the held-out combos), then the background.
-    motions = list(MOTION_WEIGHTS)
-    motion = motions[rng.choice(len(motions), p=list(MOTION_WEIGHTS.values()))]
+    motions = list(m.motions)
+    motion = motions[rng.choice(len(motions), p=list(m.motions.values()))]
     lo, hi = OBJECT_COUNTS[motion]
+    lo, hi = min(lo, m.max_objects), min(hi, m.max_objects)
     looks = _appearance(rng, motion, int(rng.integers(lo, hi + 1)), combo=split == "combo")
     colors = [c for c, _ in looks]
     bgs = [b for b in palette.BACKGROUNDS if not palette.BACKGROUND_EXCLUDES[b] & set(colors)]
     background = Background(bgs[rng.integers(len(bgs))])
-    if motion == "pan" or rng.random() < TEXTURE_PROB:
+    if motion == "pan" or rng.random() < m.texture_prob:
         shade = np.clip(np.asarray(background.rgb) + palette.TEXTURE_SHADE, 0, 255)
         background.texture = {"kind": palette.TEXTURE_KINDS[rng.integers(2)],
                               "cell": float(rng.choice([2.0, 2.5, 10 / 3])), "rgb2": [int(c) for c in shade]}
