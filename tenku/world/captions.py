@@ -11,60 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
-# name -> (train words, held-out words)
-COLOR_WORDS = {
-    "red": (["red", "crimson", "scarlet"], ["ruby", "cherry-red"]),
-    "green": (["green", "lime", "grass-green"], ["emerald", "jade"]),
-    "blue": (["blue", "azure", "royal blue"], ["cobalt", "sapphire"]),
-    "yellow": (["yellow", "golden", "lemon"], ["canary", "sunflower"]),
-    "orange": (["orange", "tangerine", "amber"], ["apricot", "pumpkin-orange"]),
-    "purple": (["purple", "violet", "lilac"], ["plum", "amethyst"]),
-    "white": (["white", "snow-white", "ivory"], ["pearly", "chalk-white"]),
-    "cyan": (["cyan", "turquoise", "aqua"], ["teal", "sky-cyan"]),
-}
-SHAPE_WORDS = {
-    "ball": (["ball", "sphere", "circle", "disc"], ["orb", "round token"]),
-    "square": (["square", "box", "block", "cube"], ["tile", "brick"]),
-    "triangle": (["triangle", "wedge", "triangular block"], ["pyramid", "arrowhead"]),
-}
-SIZE_WORDS = {
-    "small": (["small", "little", "tiny"], ["petite", "miniature"]),
-    "medium": (["medium", "medium-sized", "mid-sized"], ["average-sized", "moderate"]),
-    "large": (["large", "big", "huge"], ["hefty", "giant"]),
-}
-SPEED_WORDS = {
-    "slow": (["slowly", "gently", "at a slow pace"], ["unhurriedly", "lazily"]),
-    "fast": (["quickly", "fast", "rapidly", "at high speed"], ["swiftly", "briskly"]),
-}
-BACKGROUND_WORDS = {
-    "black": (["black", "jet-black", "dark"], ["inky", "coal-black"]),
-    "grey": (["grey", "gray", "slate"], ["ash-grey", "pewter"]),
-    "dark blue": (["dark blue", "navy", "midnight blue"], ["deep indigo", "nightsky-blue"]),
-    "dark green": (["dark green", "forest green", "deep green"], ["bottle-green", "pine-green"]),
-}
-OCCLUDER_WORDS = {"silver": (["silver", "light grey"], ["metallic"]), "brown": (["brown"], ["chocolate"]),
-                  "pink": (["pink"], ["rose"])}
-BAR_WORDS = (["bar", "pillar", "wall", "post"], ["column", "barrier"])
+# name -> (train words, held-out words), shared with WorldBench's caption parser.
+from ..vocab import (BACKGROUND_WORDS, BAR_WORDS, COLOR_WORDS, DIRECTION_WORDS, OCCLUDER_WORDS,  # noqa: F401
+                     SHAPE_WORDS, SIZE_WORDS, SPEED_WORDS, STILL_PHRASES)
+
 # Motion verbs (singular, plural); "rolls" only for balls.
 MOVE_VERBS = ([("moves", "move"), ("drifts", "drift"), ("glides", "glide"), ("slides", "slide"),
                ("travels", "travel")], [("cruises", "cruise"), ("coasts", "coast"), ("sails", "sail")])
-# Direction phrases from the viewer's side. No phrase of one side contains a word of the other.
-_H = {"right": (["to the right", "rightward", "towards the right edge"],
-                ["over to the right-hand side", "in the direction of the right border"]),
-      "left": (["to the left", "leftward", "towards the left edge"],
-               ["over to the left-hand side", "in the direction of the left border"]),
-      "up": (["up", "upward", "towards the top"], ["skyward", "in the direction of the top border"]),
-      "down": (["down", "downward", "towards the bottom"], ["floorward", "in the direction of the bottom border"])}
-DIRECTION_WORDS = dict(_H)
-for v in ("up", "down"):
-    for h in ("right", "left"):
-        DIRECTION_WORDS[f"{v}-{h}"] = (
-            [f"{v} and to the {h}", f"diagonally {v} and {h}", f"towards the {'upper' if v == 'up' else 'lower'} {h}"],
-            [f"toward the {'top' if v == 'up' else 'bottom'}-{h} corner", f"on a slant {v} and {h}"])
-STILL_PHRASES = ([("stays still", "stay still"), ("sits still", "sit still"), ("rests in place", "rest in place"),
-                  ("does not move", "do not move"), ("remains motionless", "remain motionless")],
-                 [("stays put", "stay put"), ("holds its position", "hold their positions")])
-
 # Sentence templates per motion: (train, held). Fields: {s} subject noun phrase(s), {v}/{vp} verb singular/
 # plural, {d} direction, {sp} speed phrase (may be empty), {bg} background phrase (may be empty), {occ}
 # occluder noun phrase, {still} still phrase. Templates are filled then tidied (spaces, capital, full stop).

@@ -1,35 +1,23 @@
 """Tenku World's vocabulary of appearance and motion: colours, backgrounds, occluders, sizes, speeds.
 
-Everything a scene can be made of is listed here, once, so that the sampler, the captions and WorldBench's
-colour detectors agree. RGB values are saturated and far apart (`MIN_OBJECT_DISTANCE`) so a colour-threshold
-detector can name an object's colour exactly even after H.264 compression.
+Everything a scene can be made of is listed once: names and RGB values in `tenku.vocab` (shared with
+WorldBench, which must not import the world), the world's own rules here (exclusions, distances, OOD ranges).
+RGB values are saturated and far apart (`MIN_OBJECT_DISTANCE`) so a colour-threshold detector can name an
+object's colour exactly even after H.264 compression.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-# Object colours. Pairwise Euclidean RGB distance >= MIN_OBJECT_DISTANCE (checked in tests).
-COLORS: dict[str, tuple[int, int, int]] = {
-    "red": (225, 35, 35),
-    "green": (40, 190, 60),
-    "blue": (40, 90, 235),
-    "yellow": (245, 235, 50),
-    "orange": (250, 135, 20),
-    "purple": (150, 55, 215),
-    "white": (245, 245, 245),
-    "cyan": (40, 215, 225),
-}
+# Names and RGB values shared with WorldBench live in tenku/vocab.py (re-exported here).
+from ..vocab import (BACKGROUNDS, COLORS, DIRECTION_VECTORS, DIRECTIONS, GRAVITY, MOTIONS, OCCLUDERS,  # noqa: F401
+                     SHAPES, SIZES, SPEEDS)
+
 MIN_OBJECT_DISTANCE = 90.0
 
-# Plain backgrounds, dark so every object colour stands out. EXCLUDES names object colours that never appear
-# on that background (too close in hue or brightness for a viewer or a detector).
-BACKGROUNDS: dict[str, tuple[int, int, int]] = {
-    "black": (0, 0, 0),
-    "grey": (85, 85, 85),
-    "dark blue": (15, 20, 70),
-    "dark green": (15, 55, 25),
-}
+# BACKGROUND_EXCLUDES names object colours that never appear on that background (too close in hue or brightness
+# for a viewer or a detector).
 BACKGROUND_EXCLUDES: dict[str, frozenset[str]] = {
     "black": frozenset(),
     "grey": frozenset({"white"}),
@@ -41,34 +29,16 @@ MIN_BACKGROUND_DISTANCE = 110.0  # every allowed object colour is at least this 
 TEXTURE_KINDS = ("checker", "stripes")
 TEXTURE_SHADE = 30
 
-# Occluder bars. Each scene uses one whose colour is >= MIN_OCCLUDER_DISTANCE from every object and the
-# background in it.
-OCCLUDERS: dict[str, tuple[int, int, int]] = {
-    "silver": (175, 175, 175),
-    "brown": (140, 85, 40),
-    "pink": (250, 125, 200),
-}
+# Each scene uses an occluder bar whose colour is >= MIN_OCCLUDER_DISTANCE from every object and the background
+# in it.
 MIN_OCCLUDER_DISTANCE = 90.0
 
-SHAPES = ("ball", "square", "triangle")
-MOTIONS = ("still", "uniform", "bounce", "fall", "collide", "occlude", "pan")
-DIRECTIONS = ("right", "left", "up", "down", "up-right", "up-left", "down-right", "down-left")
-# Unit vectors in view coordinates (x right, y up).
-DIRECTION_VECTORS: dict[str, tuple[float, float]] = {
-    "right": (1.0, 0.0), "left": (-1.0, 0.0), "up": (0.0, 1.0), "down": (0.0, -1.0),
-    "up-right": (0.5**0.5, 0.5**0.5), "up-left": (-(0.5**0.5), 0.5**0.5),
-    "down-right": (0.5**0.5, -(0.5**0.5)), "down-left": (-(0.5**0.5), -(0.5**0.5)),
-}
-
-# Radius (half-extent) ranges in world units. `ood` draws from SIZES_OOD, outside every training range, and
-# keeps the nearest label (a radius below the small range is still called "small").
-SIZES: dict[str, tuple[float, float]] = {"small": (0.5, 0.7), "medium": (0.85, 1.05), "large": (1.2, 1.5)}
+# `ood` draws radii from SIZES_OOD, outside every training range (SIZES), and keeps the nearest label (a radius
+# below the small range is still called "small").
 SIZES_OOD: dict[str, tuple[float, float]] = {"small": (0.25, 0.4), "large": (1.7, 2.1)}
-# Speeds in world units per second, same idea.
-SPEEDS: dict[str, tuple[float, float]] = {"slow": (1.0, 2.0), "fast": (2.5, 4.0)}
+# Speeds (SPEEDS, world units per second), same idea.
 SPEEDS_OOD: dict[str, tuple[float, float]] = {"slow": (0.3, 0.7), "fast": (5.0, 7.0)}
 
-GRAVITY = 9.8  # world units / s^2
 RESTITUTION = 0.8  # floor bounces keep this fraction of the vertical speed
 
 # Held-out (colour, shape, motion) triples: `train`, `id`, `ood` and `paraphrase` never produce them and every

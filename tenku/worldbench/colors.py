@@ -1,21 +1,22 @@
-"""WorldBench's vocabulary, read from Tenku World's palette (one source of truth for names and RGB values):
-object and occluder colours, shapes, size and speed labels, directions and gravity."""
+"""WorldBench's vocabulary, read from the neutral `tenku.vocab` that the world also draws from (one source of
+truth for names and RGB values, without importing the world): object and occluder colours, shapes, size and
+speed labels, directions and gravity."""
 
 from __future__ import annotations
 
 import math
 
-from ..world import palette
+from .. import vocab
 
-OBJECT_COLORS: dict[str, tuple[int, int, int]] = dict(palette.COLORS)
-OCCLUDER_COLORS: dict[str, tuple[int, int, int]] = dict(palette.OCCLUDERS)
-BACKGROUND_COLORS: dict[str, tuple[int, int, int]] = dict(palette.BACKGROUNDS)
-SHAPES: tuple[str, ...] = tuple(palette.SHAPES)
-DIRECTIONS: tuple[str, ...] = ("still",) + tuple(palette.DIRECTIONS)
-DIRECTION_VECTORS = dict(palette.DIRECTION_VECTORS)
-SIZES = dict(palette.SIZES)
-SPEEDS = dict(palette.SPEEDS)
-GRAVITY = palette.GRAVITY
+OBJECT_COLORS: dict[str, tuple[int, int, int]] = dict(vocab.COLORS)
+OCCLUDER_COLORS: dict[str, tuple[int, int, int]] = dict(vocab.OCCLUDERS)
+BACKGROUND_COLORS: dict[str, tuple[int, int, int]] = dict(vocab.BACKGROUNDS)
+SHAPES: tuple[str, ...] = tuple(vocab.SHAPES)
+DIRECTIONS: tuple[str, ...] = ("still",) + tuple(vocab.DIRECTIONS)
+DIRECTION_VECTORS = dict(vocab.DIRECTION_VECTORS)
+SIZES = dict(vocab.SIZES)
+SPEEDS = dict(vocab.SPEEDS)
+GRAVITY = vocab.GRAVITY
 STILL_SPEED = 0.4  # world units / s: slower than this reads as "still" (the slowest world motion is 1.0; OOD 0.3)
 
 

@@ -1,6 +1,7 @@
 """A small rule-based caption parser: caption -> Spec (objects with colour, shape, size, direction, speed; the
-motion). It reads Tenku World's own vocabulary (`tenku.world.captions`), training and held-out wordings alike,
-so every synonym the world writes ("crimson", "wedge", "leftward", "towards the upper right") is understood.
+motion). It reads the vocabulary Tenku World's captions are written from (`tenku.vocab`), training and held-out
+wordings alike, so every synonym the world writes ("crimson", "wedge", "leftward", "towards the upper right")
+is understood.
 
 Phrases are matched on word sequences, longest first, and consumed, so "dark blue background" never yields a
 blue object and "up and to the left" is one direction, not "up" plus "left".
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from ..world import captions as W
+from .. import vocab as W
 from .colors import GRAVITY
 from .spec import ObjectSpec, Spec
 
