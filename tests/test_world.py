@@ -212,3 +212,20 @@ def test_bad_inputs_name_the_problem():
         build_scene("spin", [], frames=3)
     with pytest.raises(ValueError, match="split"):
         sample_scene("val", 0)
+
+
+@pytest.mark.parametrize("mix,motions", [("uniform", {"uniform"}), ("simple", {"uniform", "bounce", "fall"})])
+def test_scene_mixes_draw_one_object_of_their_motions_on_plain_backgrounds(mix, motions):
+    seen = set()
+    for seed in range(60):
+        scene = sample_scene("train", seed, mix=mix)
+        seen.add(scene.motion)
+        assert len(scene.objects) == 1 and scene.background.texture is None
+    assert seen == motions
+
+
+def test_full_mix_is_the_default_world():
+    a, b = sample_scene("id", 7), sample_scene("id", 7, mix="full")
+    assert a.to_dict() == b.to_dict()
+    with pytest.raises(ValueError, match="unknown mix"):
+        sample_scene("id", 7, mix="easy")
