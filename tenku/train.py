@@ -37,6 +37,7 @@ import torch.nn as nn
 from . import distributed, flow
 from .checkpoint import save_json, save_model_dir
 from .compile import maybe_compile
+from .train_worldbench import WorldBenchPass
 from .config import ModelConfig
 from .train_config import COND_MODES, TRAIN_PRESETS, TrainConfig, resolve
 from .train_state import Ranks, checkpoint_dirs, resume, save_checkpoint
@@ -452,6 +453,11 @@ def train(cfg: TrainConfig, resume_run: bool = False, dataset=None, collate=None
         save_json(run / "config.json", {"train": cfg.to_dict(), "model": mcfg.to_dict(), "world_size": info.world_size})
     log = Log(cfg, run, start, info.main)
     sampler = Sampler(cfg, mcfg, frozen_vae, run, dev) if cfg.task == "dit" and cfg.sample_every > 0 else None
+    wb_pass = (WorldBenchPass(cfg, mcfg, frozen_vae, run, dev)
+               if cfg.task == "dit" and cfg.worldbench_every > 0 and frozen_vae is not None else None)
+    # Seconds spent in training steps alone (no evaluation, samples or checkpoints), carried across resumes:
+    # the x axis of a learning curve against CPU time.
+    clock = float(state["extra"].get("train_seconds", 0.0)) if resume_run and state is not None else 0.0
     text_encoder = None  # DiT from raw clips: captions encoded on the fly
 
     def stats_to_vae():
@@ -510,6 +516,7 @@ def train(cfg: TrainConfig, resume_run: bool = False, dataset=None, collate=None
                       "t0": time.perf_counter()}
     opt = optimizers["model"]
     for step in range(start + 1, cfg.steps + 1):
+        step_t0 = time.perf_counter()
         lr = lr_at(step, cfg)
         for g in opt.param_groups:
             g["lr"] = lr
@@ -539,15 +546,19 @@ def train(cfg: TrainConfig, resume_run: bool = False, dataset=None, collate=None
             optimizers["disc"].zero_grad(set_to_none=True)
         if ema is not None:
             ema_update(ema, model, cfg.ema_decay)
+        clock += time.perf_counter() - step_t0
+        # The last step: the step count, or the budget of training time (max_train_minutes) spent.
+        final = step == cfg.steps or (cfg.max_train_minutes > 0 and distributed.all_agree(
+            info, clock < cfg.max_train_minutes * 60) is False)
         window["n"] += 1
         log.advance()
 
         # 7a. Logs (losses averaged over the window and over ranks).
-        if step % cfg.log_every == 0 or step == cfg.steps:
+        if step % cfg.log_every == 0 or final:
             loss_mean = float(distributed.mean_across(info, window["loss"] / window["n"]))
             dt = max(time.perf_counter() - window["t0"], 1e-9)
             world = info.world_size
-            scalars = {"loss": loss_mean, "lr": lr, "samples_per_s": window["samples"] * world / dt,
+            scalars = {"loss": loss_mean, "lr": lr, "train_seconds": clock, "samples_per_s": window["samples"] * world / dt,
                        ("tokens_per_s" if cfg.task == "dit" else "frames_per_s"): window["tokens"] * world / dt}
             for k, v in window["parts"].items():
                 scalars[k] = float(distributed.mean_across(info, v / window["n"]))
@@ -561,20 +572,27 @@ def train(cfg: TrainConfig, resume_run: bool = False, dataset=None, collate=None
 
         # 7b. Held-out PSNR/SSIM (VAE), samples (DiT), checkpoints.
         if cfg.task == "vae" and val is not None and info.main and (
-                (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps):
+                (cfg.eval_every and step % cfg.eval_every == 0) or final):
             with torch.random.fork_rng(devices=[]):
                 m = evaluate_vae(ema if ema is not None else model, val, dev)
             log(step, {"val_psnr": m["psnr"], "val_ssim": m["ssim"]})
-        if sampler is not None and (step % cfg.sample_every == 0 or step == cfg.steps):
+        if sampler is not None and (step % cfg.sample_every == 0 or final):
             state = distributed.full_state_dict(ema if ema is not None else model, info, ranks.sharded)
             if info.main:
                 with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
                     sampler(step, state)
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+        if wb_pass is not None and (step % cfg.worldbench_every == 0 or final):
+            state = distributed.full_state_dict(ema if ema is not None else model, info, ranks.sharded)
+            if info.main:
+                with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+                    log(step, {"train_seconds": clock, **wb_pass(step, state)})
+        if step % cfg.checkpoint_every == 0 or final:
             if cfg.task == "vae":
                 stats_to_vae()
             save_checkpoint(run, step, modules, optimizers, generators, {"data": batches.state_dict(), "lr": lr,
-                            "schedule": cfg.schedule, "task": cfg.task}, ranks, keep_last=cfg.keep_last)
+                            "schedule": cfg.schedule, "task": cfg.task, "train_seconds": clock}, ranks, keep_last=cfg.keep_last)
+        if final:
+            break
     log.close()
 
     # 8. Export a model directory with the EMA weights (rank 0 writes; FSDP gathers first).

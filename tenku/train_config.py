@@ -65,6 +65,7 @@ class TrainConfig:
     device: str = "auto"  # "auto", "cpu", "cuda"
     seed: int = 0
     num_workers: int = 0  # DataLoader worker processes
+    max_train_minutes: float = 0.0  # stop (checkpoint, export) once this much time went into training steps; 0 = off
     compile: str = "auto"  # torch.compile the training forward: "auto" (where a C compiler / Triton exists), "on", "off"
 
     # 3. Logging, checkpoints, samples.
@@ -74,6 +75,11 @@ class TrainConfig:
     sample_every: int = 0  # DiT: write sample videos every N steps (0 = off)
     sample_prompts: list = field(default_factory=lambda: ["a red ball moves right on a black background"])
     eval_every: int = 0  # VAE: PSNR/SSIM on held-out clips every N steps (0 = only at the end)
+    worldbench_every: int = 0  # DiT: a small WorldBench pass every N steps, logged as wb/* (0 = off)
+    worldbench_count: int = 8  # clips per pass
+    worldbench_steps: int = 10  # sampler steps per clip
+    worldbench_split: str = "id"
+    worldbench_mix: str = "full"  # scene mix of the pass (tenku.world.sample.MIXES)
     progress: bool = True  # tqdm bar on rank 0
 
     # 4. Data (VAE training and DiT-from-video).

@@ -216,6 +216,26 @@ def test_kill_9_and_resume_repeats_the_uninterrupted_losses(tmp_path):
     assert "resumed from" in res.stderr and "step_00000018" in res.stderr
 
 
+def test_time_budget_stops_with_a_checkpoint_and_the_clock_resumes(tmp_path):
+    # max_train_minutes ends the run like its last step (log, checkpoint, export); train_seconds counts only
+    # training steps and continues across a resume.
+    cfg = resolve("tiny-test", sets=["steps=50", "checkpoint_every=100", "max_train_minutes=1e-9"], task="dit",
+                  out=str(tmp_path))
+    with pytest.warns(UserWarning):
+        out = train(cfg, dataset=FixedLatents(), collate=collate_latents)
+    assert (out / "dit.safetensors").is_file()
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["step_00000001"]
+    first = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [d["step"] for d in first] == [1] and first[0]["train_seconds"] > 0
+    cfg = resolve("tiny-test", sets=["steps=3", "checkpoint_every=100"], task="dit", out=str(tmp_path))
+    with pytest.warns(UserWarning):
+        train(cfg, dataset=FixedLatents(), collate=collate_latents, resume_run=True)
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    clock = [d["train_seconds"] for d in lines]
+    assert [d["step"] for d in lines] == [1, 2, 3] and clock[0] == first[0]["train_seconds"]
+    assert clock == sorted(clock) and clock[-1] > clock[0]
+
+
 def test_existing_run_needs_resume(tmp_path):
     cfg = resolve("tiny-test", sets=["steps=2", "checkpoint_every=1"], task="dit", out=str(tmp_path))
     with pytest.warns(UserWarning):
