@@ -15,14 +15,23 @@ def cmd_generate(args) -> int:
     from tqdm import tqdm
 
     from .long_video import generate_long, parse_storyboard
-    from .pipeline import load_pipeline
+    from .budget import MAX_VIDEO_FRAMES
+    from .pipeline import check_number, load_pipeline
+    from .video_io import check_writable
 
     pipe = load_pipeline(args.model)
     d = pipe.cfg.sample
-    fps = args.fps or d.fps
+    # 1. Every option checked before any work (None = the model's default; 0, NaN and negatives are refused).
+    fps, _, _, _ = pipe.options(args.fps, args.steps, args.guidance, args.sampler)
     frames = pipe.frames_for_seconds(args.seconds, fps) if args.seconds is not None else args.frames
+    if frames is not None:
+        check_number("frames", frames, 1, MAX_VIDEO_FRAMES, integer=True, why="the longest video")
     given = any(x is not None for x in (args.image, args.last_image, args.extend, args.connect, args.edit))
     storyboard = len(parse_storyboard(args.prompt)) > 1
+    long = not given and (storyboard or (d.frames if frames is None else frames) > d.max_frames)
+    single = not long and (d.frames if frames is None else frames) == 1 and not (args.extend or args.connect or args.loop)
+    out = _output_path(args.output, single)
+    check_writable(out)  # a folder or an unwritable path fails now, not after the video is made
     bar = tqdm(desc="sampling", unit="step", disable=args.quiet, file=sys.stderr)
 
     def progress(step, total):
@@ -30,29 +39,37 @@ def cmd_generate(args) -> int:
             bar.reset(total)
         bar.update(step - bar.n)
 
-    # Long videos and storyboards slide a window over time; everything else is one clip.
-    if not given and (storyboard or (frames or d.frames) > d.max_frames):
-        seconds = args.seconds if args.seconds is not None else (frames or d.frames) / fps
-        out = Path(args.output or "tenku.mp4")
+    # 2. Long videos and storyboards slide a window over time; everything else is one clip.
+    if long:
+        seconds = args.seconds if args.seconds is not None else (d.frames if frames is None else frames) / fps
         bar.set_description("windows")
         generate_long(pipe, args.prompt, seconds, out, fps=fps, height=args.height, width=args.width,
-                      window=args.window or d.max_frames, history=args.history, seed=args.seed, steps=args.steps,
-                      guidance=args.guidance, sampler=args.sampler, callback=progress)
+                      window=d.max_frames if args.window is None else args.window, history=args.history,
+                      seed=args.seed, steps=args.steps, guidance=args.guidance, sampler=args.sampler,
+                      callback=progress)
         bar.close()
         print(out)
         return 0
-    if frames is not None and not given:
-        pipe.check_size(frames, args.height or d.height, args.width or d.width)  # fail before any work
+    if frames is not None and not given:  # fail before any work
+        pipe.check_size(frames, d.height if args.height is None else args.height,
+                        d.width if args.width is None else args.width)
     video = pipe.generate(args.prompt, frames=frames, height=args.height, width=args.width, fps=fps, steps=args.steps,
                           guidance=args.guidance, sampler=args.sampler, seed=args.seed, callback=progress,
                           image=args.image, last_image=args.last_image, extend=args.extend, direction=args.direction,
                           connect=args.connect, loop=args.loop, edit=args.edit, strength=args.strength)
     bar.close()
-    out = Path(args.output or ("tenku.png" if len(video.frames) == 1 else "tenku.mp4"))
-    if len(video.frames) == 1 and out.suffix.lower() != ".png":
-        out = out.with_suffix(".png")
-    print(video.save(out))
+    print(video.save(_output_path(args.output, len(video.frames) == 1)))
     return 0
+
+
+def _output_path(output: str | None, single: bool) -> Path:
+    """tenku.mp4 by default; one frame is a .png (the suffix is changed to say so); a video is never a .png."""
+    out = Path(output or ("tenku.png" if single else "tenku.mp4"))
+    if single and out.suffix.lower() != ".png":
+        return out.with_suffix(".png")
+    if not single and out.suffix.lower() == ".png":
+        raise ValueError(f"output {out}: a PNG holds one frame; give an .mp4 path for a video (or --frames 1)")
+    return out
 
 
 def cmd_init_model(args) -> int:

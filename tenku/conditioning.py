@@ -26,10 +26,13 @@ import torch
 from .video_io import frames_to_tensor, read_video
 
 
-def load_frames(source, what: str) -> np.ndarray:
-    """A path, an (H, W, 3) image or (T, H, W, 3) uint8 frames -> (T, H, W, 3) uint8."""
+def load_frames(source, what: str, max_frames: int | None = None) -> np.ndarray:
+    """A path, an (H, W, 3) image or (T, H, W, 3) uint8 frames -> (T, H, W, 3) uint8; a file of more than
+    `max_frames` frames is refused after decoding one frame past the limit (never the whole file)."""
     if isinstance(source, (str, Path)):
-        frames, _ = read_video(source)
+        frames, _ = read_video(source, max_frames=None if max_frames is None else max_frames + 1)
+        if max_frames is not None and len(frames) > max_frames:
+            raise ValueError(f"{what} {source} has more than {max_frames} frames (the limit); trim it")
         return frames
     if isinstance(source, torch.Tensor):
         source = source.cpu().numpy()
@@ -41,11 +44,12 @@ def load_frames(source, what: str) -> np.ndarray:
     return frames
 
 
-def check_frame_size(frames: np.ndarray, height: int, width: int, what: str) -> None:
-    if frames.shape[1:3] != (height, width):
-        raise ValueError(
-            f"{what} is {frames.shape[2]}x{frames.shape[1]} (WxH) but the video is {width}x{height}; "
-            f"pass --width {frames.shape[2]} --height {frames.shape[1]} or resize the input")
+def check_frame_size(size: tuple[int, int], height: int, width: int, what: str) -> None:
+    """An input of (h, w) pixels must be the video's size: given frames are pasted into it."""
+    h, w = size
+    if (h, w) != (height, width):
+        raise ValueError(f"{what} is {w}x{h} (WxH) but the video is {width}x{height}; "
+                         f"pass --width {w} --height {h} or resize the input")
 
 
 def valid_prefix(n: int) -> int:

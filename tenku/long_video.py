@@ -18,6 +18,8 @@ from typing import Callable
 
 import numpy as np
 
+from .budget import MAX_VIDEO_FRAMES
+from .pipeline import check_number
 from .video_io import VideoWriter
 
 
@@ -71,7 +73,7 @@ def prompt_at(shots: list[Shot], seconds: float) -> str:
 
 def window_plan(total_frames: int, window: int, history: int) -> list[tuple[int, int]]:
     """(first new frame, number of new frames) per window; the first window has no history."""
-    if (window - 1) % 4 or (history - 1) % 4 or history >= window:
+    if window < 1 or history < 1 or (window - 1) % 4 or (history - 1) % 4 or history >= window:
         raise ValueError(f"window ({window}) and history ({history}) must be 1 + 4k with history < window")
     plan = [(0, min(window, total_frames))]
     while (done := plan[-1][0] + plan[-1][1]) < total_frames:
@@ -86,11 +88,14 @@ def generate_long(pipe, prompt: str, seconds: float, output: str | Path, fps: fl
     """Generate `seconds` of video into `output`, window by window. callback(window, windows) after each."""
     shots = parse_storyboard(prompt)
     d = pipe.cfg.sample
-    fps, height, width = fps or d.fps, height or d.height, width or d.width
-    window = window or d.frames
+    # Every option checked before the first window (None = the model's default; 0 is refused, not defaulted).
+    fps, steps, guidance, sampler = pipe.options(fps, steps, guidance, sampler)
+    height, width = (d.height if height is None else height), (d.width if width is None else width)
+    window = d.frames if window is None else window
+    check_number("seconds", seconds, 1e-3, MAX_VIDEO_FRAMES / fps, why=f"the longest video is {MAX_VIDEO_FRAMES} frames")
     total = max(1, round(seconds * fps))
-    pipe.check_size(window, height, width)
     plan = window_plan(total, window, history)
+    pipe.check_size(window, height, width, history)
     output = Path(output)
     args = dict(height=height, width=width, fps=fps, steps=steps, guidance=guidance, sampler=sampler)
     tail = None
