@@ -165,6 +165,9 @@ class SampleConfig:
     steps: int = 20
     guidance: float = 4.0
     sampler: str = "euler"
+    # Text-to-video in two stages: latent frame 0 as an image first, then the rest with it given (see
+    # Pipeline._first_frame). Off: every frame sampled jointly.
+    two_stage: bool = False
 
     def __post_init__(self):
         check_fields(self)

@@ -132,3 +132,23 @@ def test_init_model_command(tmp_path):
     r = subprocess.run([sys.executable, "-m", "tenku.cli", "init-model", "--preset", "tiny", str(tmp_path / "m")],
                        capture_output=True, text=True)
     assert r.returncode == 0 and (tmp_path / "m" / "dit.safetensors").is_file()
+
+
+def test_two_stage_samples_frame_zero_as_an_image_then_animates_it(pipe, monkeypatch):
+    from tenku import flow
+    from tenku.sampler import GuidedVelocity, sample
+
+    T, h, w, steps, guidance = 3, 4, 4, 3, 4.0
+    g = torch.Generator().manual_seed(5)
+    noise = torch.randn(1, pipe.cfg.vae.latent_channels, T, h, w, generator=g)
+    text, mask = pipe.encode_prompt("a red ball moves to the left")
+    shift = flow.shift_for_tokens(pipe.dit.num_tokens(1, h, w), pipe.cfg.flow)
+    image = sample(GuidedVelocity(pipe.dit, text, mask, guidance), noise[:, :, :1], steps, shift, "euler")
+    run = lambda: pipe.sample_latents("a red ball moves to the left", T, h, w, steps, guidance, "euler", seed=5)  # noqa: E731
+    with torch.inference_mode():
+        joint = run()
+        monkeypatch.setattr(pipe.cfg.sample, "two_stage", True)
+        two = run()
+    assert torch.equal(two[:, :, :1], image)  # stage 1: the image from the text alone
+    assert not torch.allclose(joint[:, :, :1], image)  # jointly sampled, frame 0 differs
+    assert not torch.allclose(two[:, :, 1:], joint[:, :, 1:])  # stage 2 animates the given frame
