@@ -8,7 +8,8 @@ one or more model directories, one table of what the DiT sees in time (issue 15)
   VAE whose latent frames see only their own pixel frames);
 - frame-0 influence: MSE change of each latent frame when only pixel frame 0 is replaced;
 - receptive field in pixel frames: from the architecture (VideoVAE.receptive_field) and measured (the
-  oldest of 33 pixel frames whose change reaches the last latent frame), and the decoder's in latent frames.
+  oldest of 33 pixel frames whose change reaches the last latent frame), and the decoder's in latent frames
+  (how many latent frames reach the last 4 decoded frames).
 
 All latents are posterior means, normalised with the model's latent statistics, so MSEs are in units of
 the latent's variance. Clips are Tenku World scenes rendered without a codec, the same scenes as
@@ -81,12 +82,12 @@ def measured_receptive_field(vae: VideoVAE, x: torch.Tensor) -> int:
 
 @torch.no_grad()
 def decoder_receptive_field(vae: VideoVAE, z: torch.Tensor) -> int:
-    """Latent frames that reach the last decoded pixel frame of z (1, C, T', h, w)."""
-    ref = vae.decode(z, chunked=False)[:, :, -1]  # (1, 3, H, W)
+    """Latent frames that reach the last latent frame's 4 decoded pixel frames, of z (1, C, T', h, w)."""
+    ref = vae.decode(z, chunked=False)[:, :, -4:]  # (1, 3, 4, H, W)
     for j in range(z.shape[2]):
         w = z.clone()
         w[:, :, j] += 1.0
-        if not torch.equal(vae.decode(w, chunked=False)[:, :, -1], ref):
+        if not torch.equal(vae.decode(w, chunked=False)[:, :, -4:], ref):
             return z.shape[2] - j
     return 0
 
@@ -132,7 +133,8 @@ def main(argv=None) -> int:
     cols = [figures(load_vae(m), real, long, probe) for m in args.models]
     print(f"VAE temporal figures: {args.count} {args.split} clips (seed {args.seed}), 64x64, 17 frames "
           f"(21 for the shift), normalised posterior means, {time.perf_counter() - t0:.0f} s\n")
-    print("| figure | " + " | ".join(Path(m).name or m for m in args.models) + " |")
+    names = [Path(m).parent.name if Path(m).name == "model" else Path(m).name for m in args.models]  # RUN/model
+    print("| figure | " + " | ".join(names) + " |")
     print("|---|" + "---|" * len(args.models))
     for k in cols[0]:
         print(f"| {k} | " + " | ".join(c[k] for c in cols) + " |")
