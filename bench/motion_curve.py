@@ -1,0 +1,107 @@
+"""Motion learning curves: train named DiT recipes for the same budget of CPU minutes on the same data, and
+print WorldBench colour, shape, direction and left/right confusion at fixed points, side by side.
+
+Direction accuracy against training minutes is the figure that decides designs (issue 15). Each recipe is a
+`tenku train dit` run with a time budget (`max_train_minutes`) and the in-training WorldBench pass
+(`worldbench_every`), on latents of one fixed data set cached once with the given VAE; the x axis is
+`train_seconds` (time in training steps alone, evaluation excluded). Runs resume: rerunning the same command
+continues each curve from its last checkpoint, up to a larger --minutes.
+
+    nice .venv/bin/python bench/motion_curve.py --recipes recipes/world-xs-dit.yaml recipes/world-xs-dit-i2v.yaml \
+        --mix uniform --minutes 60 --eval-every 500 --out runs/curve
+
+Data: `--clips` training clips of the scene mix `--mix` (tenku.world.sample.MIXES; `uniform`: one object in
+uniform motion on a plain background), 64x64, 17 frames, seed 0; WorldBench clips from the `id` split of the
+same mix. Chance levels for each metric are WorldBench's own chance rows (see its report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOWN = ["color_accuracy", "shape_accuracy", "direction_accuracy", "left_right_confusion", "no_object_rate"]
+
+
+def tenku(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "tenku", *args], cwd=ROOT, check=True)
+
+
+def cached_latents(out: Path, mix: str, clips: int, vae: str) -> Path:
+    """Make the data set and its latent cache once; later runs reuse them."""
+    data, cache = out / f"data-{mix}-{clips}", out / f"cache-{mix}-{clips}"
+    if not (data / "manifest.jsonl").is_file():
+        tenku("world", "make", "--out", str(data), "--count", str(clips), "--split", "train", "--seed", "0",
+              "--mix", mix, "--height", "64", "--width", "64", "--frames", "17", "-q")
+    tenku("cache", "--model", vae, "--manifest", str(data / "manifest.jsonl"), "--out", str(cache),
+          "--buckets", "64x64", "--frames", "1", "17", "-q")  # images train the two-stage first frame
+    return cache
+
+
+def train(recipe: str, run: Path, cache: Path, args) -> None:
+    sets = [f"max_train_minutes={args.minutes}", f"worldbench_every={args.eval_every}", f"worldbench_mix={args.mix}",
+            f"worldbench_count={args.eval_count}", f"worldbench_steps={args.eval_steps}", "checkpoint_every=100",
+            "steps=1000000", "progress=false"]
+    cmd = ["train", "dit", "--config", recipe, "--data", str(cache), "--vae", args.vae, "--out", str(run)]
+    cmd += [x for s in sets for x in ("--set", s)]
+    if (run / "config.json").is_file():
+        cmd.append("--resume")
+    tenku(*cmd)
+
+
+def curve(run: Path) -> list[dict]:
+    """The WorldBench rows of a run's metrics.jsonl, each with the mean loss logged since the row before."""
+    rows, losses = [], []
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        try:
+            d = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a torn last line of a killed run
+        if "loss" in d:
+            losses.append(d["loss"])
+        if any(k.startswith("wb/") for k in d):
+            rows.append({**d, "loss": sum(losses) / len(losses) if losses else float("nan")})
+            losses = []
+    return rows
+
+
+def table(curves: dict[str, list[dict]]) -> str:
+    head = "| recipe | step | train min | loss | " + " | ".join(k.replace("_", " ") for k in SHOWN) + " |"
+    lines = [head, "|" + "---|" * (4 + len(SHOWN))]
+    for name, rows in curves.items():
+        for r in rows:
+            cells = [f"{r[f'wb/{k}']:.3f}" if f"wb/{k}" in r else "-" for k in SHOWN]
+            lines.append(f"| {name} | {r['step']} | {r['train_seconds'] / 60:.1f} | {r['loss']:.4f} | "
+                         + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--recipes", nargs="+", required=True, help="DiT recipes (YAML of TrainConfig fields)")
+    p.add_argument("--mix", default="uniform", help="scene mix of the data and of the WorldBench clips")
+    p.add_argument("--clips", type=int, default=2000, help="training clips")
+    p.add_argument("--vae", default=str(ROOT / "tenku" / "assets" / "world-xs"), help="model directory of the VAE")
+    p.add_argument("--minutes", type=float, default=60, help="training minutes per recipe")
+    p.add_argument("--eval-every", type=int, default=500, help="steps between WorldBench passes")
+    p.add_argument("--eval-count", type=int, default=16, help="WorldBench clips per pass")
+    p.add_argument("--eval-steps", type=int, default=10, help="sampler steps per WorldBench clip")
+    p.add_argument("--out", type=Path, default=ROOT / "runs" / "curve")
+    p.add_argument("--report-only", action="store_true", help="print the table of existing runs, train nothing")
+    args = p.parse_args(argv)
+    runs = {Path(r).stem: args.out / f"{Path(r).stem}-{args.mix}" for r in args.recipes}
+    if not args.report_only:
+        cache = cached_latents(args.out, args.mix, args.clips, args.vae)
+        for recipe, run in zip(args.recipes, runs.values()):
+            train(recipe, run, cache, args)
+    print(f"WorldBench ({args.mix} mix, id split, {args.eval_count} clips, {args.eval_steps} steps) against "
+          f"training minutes, {args.clips} training clips:\n")
+    print(table({name: curve(run) for name, run in runs.items() if (run / "metrics.jsonl").is_file()}))
+
+
+if __name__ == "__main__":
+    main()
