@@ -1,4 +1,4 @@
-"""Core benchmark: DiT training throughput against the machine's matmul peak and diffusers' Wan transformer,
+"""Core benchmark: DiT training throughput, eager and compiled, against the machine's matmul peak and diffusers' Wan transformer,
 VAE encode/decode speed, and VAE decode peak memory for 2 s vs 60 s of video.
 
     .venv/bin/python bench/core.py            # full table (a few minutes on 2 cores)
@@ -36,21 +36,26 @@ def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
     return 2 * n ** 3 / statistics.median(times)
 
 
-def tenku_step(cfg: DiTConfig, B: int, T: int, H: int, W: int, L: int = 12):
+def _compiled(model, enabled: bool):
+    return torch.compile(model) if enabled else model
+
+
+def tenku_step(cfg: DiTConfig, B: int, T: int, H: int, W: int, L: int = 12, compiled: bool = False):
     model = DiT(cfg)
     for p in model.parameters():  # non-zero weights so every path does real work
         torch.nn.init.normal_(p, std=0.02)
     x, t = torch.randn(B, cfg.in_channels, T, H, W), torch.rand(B)
     text, mask = torch.randn(B, L, cfg.text_dim), torch.ones(B, L, dtype=torch.bool)
+    fwd = _compiled(model, compiled)
 
     def step():
-        model(x, t, text, mask).square().mean().backward()
+        fwd(x, t, text, mask).square().mean().backward()
         model.zero_grad(set_to_none=True)
 
     return step, model.num_tokens(T, H, W) * B
 
 
-def wan_step(cfg: DiTConfig, B: int, T: int, H: int, W: int, L: int = 12):
+def wan_step(cfg: DiTConfig, B: int, T: int, H: int, W: int, L: int = 12, compiled: bool = False):
     from diffusers import WanTransformer3DModel
 
     model = WanTransformer3DModel(
@@ -60,9 +65,10 @@ def wan_step(cfg: DiTConfig, B: int, T: int, H: int, W: int, L: int = 12):
         qk_norm="rms_norm_across_heads", eps=cfg.eps)
     x, t = torch.randn(B, cfg.in_channels, T, H, W), torch.randint(0, 1000, (B,))
     text = torch.randn(B, L, cfg.text_dim)
+    fwd = _compiled(model, compiled)
 
     def step():
-        model(hidden_states=x, timestep=t, encoder_hidden_states=text, return_dict=False)[0].square().mean().backward()
+        fwd(hidden_states=x, timestep=t, encoder_hidden_states=text, return_dict=False)[0].square().mean().backward()
         model.zero_grad(set_to_none=True)
 
     return step
@@ -86,26 +92,37 @@ def time_interleaved(steps: dict, repeats: int) -> dict:
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def dit_table(quick: bool):
-    B, T, H, W = (1, 2, 16, 16) if quick else (2, 4, 32, 32)
+def dit_shapes(quick: bool) -> list[tuple[str, DiTConfig, tuple[int, int, int, int]]]:
+    """(label, config, latent batch shape B, T', h, w): the default model's training step (batch 16 of 17-frame
+    64x64 clips: 5 x 16 x 16 latents), world-s, and one layer of Wan 2.1 1.3B's width."""
+    from dataclasses import replace
+
+    xs, s = preset("world-xs").dit, preset("world-s").dit
+    wan13 = DiTConfig(dim=1536, ffn_dim=8960, num_heads=12, num_layers=1, in_channels=16, out_channels=16, text_dim=4096)
+    if quick:
+        return [("world-xs train", xs, (4, 5, 16, 16)), ("world-s", replace(s, num_layers=2), (1, 2, 16, 16))]
+    return [("world-xs train", xs, (16, 5, 16, 16)), ("world-s", s, (2, 4, 32, 32)), ("1.3B width, 1 layer", wan13, (1, 2, 16, 16))]
+
+
+def dit_table(quick: bool, compile_too: bool):
     repeats = 2 if quick else 5
-    rows = []
     peak = matmul_peak()
-    for name in ["world-s"]:
-        cfg = preset(name).dit
+    print(f"\nDiT forward+backward, fp32, text 12 tokens; 'compiled' = torch.compile (inductor), timed after its"
+          f" warm-up; FLOPs counted once per shape (the same for every variant)")
+    print(f"{'shape':<22}{'model':<24}{'tokens':>7}{'s/step':>9}{'GFLOP/s':>9}{'of peak':>9}{'vs Wan eager':>13}")
+    for label, cfg, (B, T, H, W) in dit_shapes(quick):
         step_t, tokens = tenku_step(cfg, B, T, H, W)
-        step_w = wan_step(cfg, B, T, H, W)
-        flops_t, flops_w = count_flops(step_t), count_flops(step_w)
-        secs = time_interleaved({"tenku": step_t, "wan": step_w}, repeats)
-        peak = max(peak, matmul_peak())  # measured around the run, best of both
-        for label, f, s in (("tenku DiT", flops_t, secs["tenku"]), ("diffusers Wan", flops_w, secs["wan"])):
-            rows.append((f"{label} ({name})", tokens, s, tokens / s, f / s / 1e9, f / s / peak))
-    print(f"\nDiT forward+backward, fp32, {B}x{T}x{H}x{W} latents ({rows[0][1]} tokens/step), text 12 tokens")
-    print(f"plain {2048}x{2048} fp32 matmul peak: {peak / 1e9:.1f} GFLOP/s (same run)")
-    print(f"{'model':<28}{'s/step':>9}{'tokens/s':>11}{'GFLOP/s':>10}{'of peak':>9}")
-    for name, _, s, tps, gf, frac in rows:
-        print(f"{name:<28}{s:>9.3f}{tps:>11.0f}{gf:>10.1f}{frac:>9.0%}")
-    print(f"tenku / diffusers Wan speed ratio: {rows[1][2] / rows[0][2]:.2f}x")
+        steps = {"tenku eager": step_t, "diffusers Wan eager": wan_step(cfg, B, T, H, W)}
+        if compile_too:
+            steps["tenku compiled"] = tenku_step(cfg, B, T, H, W, compiled=True)[0]
+            steps["diffusers Wan compiled"] = wan_step(cfg, B, T, H, W, compiled=True)
+        flops = count_flops(step_t)
+        secs = time_interleaved(steps, repeats)
+        peak = max(peak, matmul_peak())  # measured around the run, best of all
+        for name, sec in secs.items():
+            print(f"{label:<22}{name:<24}{tokens:>7}{sec:>9.3f}{flops / sec / 1e9:>9.1f}{flops / sec / peak:>9.0%}"
+                  f"{secs['diffusers Wan eager'] / sec:>12.2f}x")
+    print(f"plain 2048x2048 fp32 matmul peak: {peak / 1e9:.1f} GFLOP/s (best of the same run)")
 
 
 VAE_CHILD = r"""
@@ -170,10 +187,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller shapes and fewer repeats")
     ap.add_argument("--only", choices=["dit", "vae"], help="run one table")
+    ap.add_argument("--no-compile", action="store_true", help="eager only (compiling takes minutes on a CPU)")
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     if args.only in (None, "dit"):
-        dit_table(args.quick)
+        dit_table(args.quick, not args.no_compile)
     if args.only in (None, "vae"):
         vae_table(args.quick)
 
