@@ -15,17 +15,18 @@ def cmd_score(args) -> int:
 
 def run_benchmark(pipe, out_dir, split: str = "id", count: int = 8, seed: int = 0, frames: int = 17,
                   height: int = 64, width: int = 64, fps: float = 8.0, steps=None, guidance=None,
-                  quiet: bool = False, floor_count: int = 8) -> dict:
+                  quiet: bool = False, floor_count: int = 8, mix: str = "full") -> dict:
     """Make the world split's manifest (and its ground-truth videos), generate each caption with `pipe` (any
     object with `.generate(prompt, frames=, height=, width=, fps=, steps=, guidance=, seed=)` returning
-    `.frames` (T, H, W, 3) uint8 and `.fps`), then score the generated videos against the scenes."""
+    `.frames` (T, H, W, 3) uint8 and `.fps`), then score the generated videos against the scenes. `mix`: the
+    world's scene mix (tenku.world.sample.MIXES)."""
     from ..video_io import write_video
     from ..world.make import PIX_FMT, make_dataset
     from .report import read_manifest, score_manifest
 
     out_dir = Path(out_dir)
     manifest = make_dataset(out_dir / "world", count, split, seed, sizes=((height, width),), frames=(frames,),
-                            fps=fps, workers=1, progress=not quiet)
+                            fps=fps, workers=1, progress=not quiet, mix=mix)
     entries, _ = read_manifest(manifest)
     for i, e in enumerate(entries):
         video = pipe.generate(e["caption"], frames=frames, height=height, width=width, fps=fps, steps=steps,
@@ -41,7 +42,7 @@ def cmd_run(args) -> int:
 
     pipe = tenku.load_pipeline(args.model)
     run_benchmark(pipe, args.out, args.split, args.count, args.seed, args.frames, args.height, args.width,
-                  args.fps, args.steps, args.guidance, floor_count=args.floor_count)
+                  args.fps, args.steps, args.guidance, floor_count=args.floor_count, mix=args.mix)
     return 0
 
 
@@ -59,6 +60,7 @@ def register_cli(subparsers) -> None:
     r = sub.add_parser("run", help="make a world split, generate its captions with a model, score them")
     r.add_argument("--model", help="model directory (default: the model shipped with Tenku)")
     r.add_argument("--split", default="id", help="world split: train, id, ood, combo or paraphrase")
+    r.add_argument("--mix", default="full", help="scene mix: full, simple or uniform (tenku.world.sample.MIXES)")
     r.add_argument("--count", type=int, default=8, help="clips")
     r.add_argument("--seed", type=int, default=0, help="world and sampling seed")
     r.add_argument("--frames", type=int, default=17, help="frames per clip")
