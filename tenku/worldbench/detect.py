@@ -5,7 +5,7 @@ second, nearby mode for a checker/stripes texture). Every other pixel is explain
 background colour and one palette colour (`colors.py`), which gives each pixel a colour label and a coverage
 `alpha`. Alpha-weighted moments of a connected component give a sub-pixel centroid and area (exact for the
 world's box-filtered edges, robust to H.264's soft edges and to blur); the shape is the ball/square/triangle
-template of the same area and centroid that fits the alpha mask best. Occluders (static bars, occluder-palette
+template of the same area and centroid that fits the alpha mask best (WorldBench's own templates, `shapes.py`). Occluders (static bars, occluder-palette
 colours) are set apart and never counted as objects. Tracks link detections by colour, then nearest centroid.
 
 Coordinates follow docs/manifest.md: world units, x right, y up, the shorter side of the frame is 10 units.
@@ -17,14 +17,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..world.render import shape_sdf
 from .colors import OBJECT_COLORS, OCCLUDER_COLORS, SHAPES, size_label
+from .shapes import fit_hidden, fit_shape, radius_from_area
 
 FG_DISTANCE = 40.0  # RGB distance from every background colour above which a pixel is foreground
 MAX_RESIDUAL = 70.0  # a pixel further than this from every (background, colour) blend is unexplained
 ALPHA_PREFERENCE = 20.0  # RGB distance traded for full coverage when naming a pixel's colour
 CORE_ALPHA = 0.5  # component cores; the alpha of a 1-pixel ring around them is added for exact moments
 MIN_AREA_PX = 3.0  # smaller components are noise
+# Objects stand on a background: a frame with less of it than this (the world's frames are >= 60% background;
+# uniform RGB noise is ~2% within FG_DISTANCE of any one colour) has no scene, so no objects are read in it.
+MIN_BACKGROUND_SHARE = 0.25
 FRINGE_RATIO = 4.0  # a component touching one of another colour this many times larger is its fringe
 TEXTURE_MAX_DISTANCE = 90.0  # a second border mode this close to the first is a texture shade
 TEXTURE_MIN_SHARE = 0.03  # of the border pixels (bars and objects can hide most of a texture's other shade)
@@ -59,6 +62,7 @@ class Detection:
     touches_occluder: bool
     touches_object: bool = False  # next to another object, which may hide part of it (drawn later)
     visible: float = 1.0  # share of the fitted template in view (< 1 only for objects partly behind an occluder)
+    residual: float = 0.0  # mean RGB distance of its core pixels from the blend of its colour (0: pure colour)
 
     @property
     def clipped(self) -> bool:
@@ -154,6 +158,7 @@ class ClipDetections:
     tracks: list = field(default_factory=list)
     labels: np.ndarray | None = None  # (T, H, W) int: -1 background, else index into colour names
     color_names: tuple = ()
+    background_share: np.ndarray | None = None  # (T,) share of each frame that is background
 
     @property
     def frames(self) -> int:
@@ -186,17 +191,6 @@ def _part_of(t: Track, u: Track) -> bool:
     both = [(a, b) for a, b in zip(t.dets, u.dets) if a is not None and b is not None]
     inside = sum(np.hypot(a.x - b.x, a.y - b.y) < r for a, b in both)
     return inside >= PART_SHARE * t.seen.sum()
-
-
-def radius_from_area(shape: str, area: float) -> float:
-    """Half-extent (circle radius, half side, circumradius) of a shape with this area."""
-    if shape == "ball":
-        return float(np.sqrt(area / np.pi))
-    if shape == "square":
-        return float(np.sqrt(area) / 2)
-    if shape == "triangle":
-        return float(np.sqrt(4 * area / (3 * np.sqrt(3))))
-    raise ValueError(f"unknown shape {shape!r}; choose from {SHAPES}")
 
 
 def world_size(height: int, width: int) -> tuple[float, float]:
@@ -233,8 +227,9 @@ def unmix(frames: np.ndarray, backgrounds, colors: np.ndarray):
     """Explain every pixel as alpha * colour + (1 - alpha) * background.
 
     Returns label (T, H, W) int (-1: background or unexplained), alpha (T, H, W, K) per colour against the
-    pixel's best background, fg (T, H, W) bool, and moment_alpha (T, H, W, K): the same blend measured with
-    luma weighted over chroma (CHROMA_WEIGHT) and not clipped (zero-mean noise cancels in sums), for moments.
+    pixel's best background, residual (T, H, W): the RGB distance from the pixel to its labelled blend (how
+    purely it is that colour), and moment_alpha (T, H, W, K): the same blend measured with luma weighted over
+    chroma (CHROMA_WEIGHT) and not clipped (zero-mean noise cancels in sums), for moments.
     """
     p = frames.astype(np.float32)  # (T, H, W, 3)
     bgs = np.stack([np.asarray(b, np.float32) for b in backgrounds])  # (B, 3)
@@ -251,13 +246,14 @@ def unmix(frames: np.ndarray, backgrounds, colors: np.ndarray):
     # Greys are ambiguous (a white edge on black is silver at higher alpha): among blends that explain a pixel
     # about equally well, prefer the one with more coverage.
     label = (resid_k + ALPHA_PREFERENCE * (1 - alpha)).argmin(-1)  # (T, H, W)
-    ok = fg & (np.take_along_axis(resid_k, label[..., None], -1)[..., 0] < MAX_RESIDUAL)
+    residual = np.take_along_axis(resid_k, label[..., None], -1)[..., 0]  # (T, H, W)
+    ok = fg & (residual < MAX_RESIDUAL)
     w = _YCBCR * np.array([1.0, CHROMA_WEIGHT, CHROMA_WEIGHT], np.float32)[:, None]  # (3, 3)
     dw = np.einsum("thwbc,ec->thwbe", d, w)  # (T, H, W, B, 3)
     cbw = np.einsum("bkc,ec->bke", cb, w)  # (B, K, 3)
     am = np.einsum("thwbe,bke->thwbk", dw, cbw) / (cbw * cbw).sum(-1)  # (T, H, W, B, K)
     moment_alpha = np.take_along_axis(am, best_b[..., None, :], 3)[..., 0, :]  # (T, H, W, K)
-    return np.where(ok, label, -1), alpha, fg, moment_alpha
+    return np.where(ok, label, -1), alpha, residual, moment_alpha
 
 
 def connected_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
@@ -288,56 +284,6 @@ def _erode(mask: np.ndarray) -> np.ndarray:
     """4-neighbour erosion (pixels outside the frame count as set)."""
     pad = np.pad(mask, 1, constant_values=True)
     return mask & pad[:-2, 1:-1] & pad[2:, 1:-1] & pad[1:-1, :-2] & pad[1:-1, 2:]
-
-
-def fit_shape(alpha: np.ndarray, cx: float, cy: float, area: float) -> str:
-    """The shape template (same area and centroid, pixel units, y down) closest in L1 to an alpha window."""
-    h, w = alpha.shape
-    xs, ys = np.arange(w) + 0.5 - cx, -(np.arange(h) + 0.5 - cy)  # y up, relative to the centroid
-    best, best_err = "ball", np.inf
-    for shape in SHAPES:
-        r = radius_from_area(shape, area)
-        cover = np.clip(0.5 - shape_sdf(shape, xs[None, :], ys[:, None], r), 0, 1)
-        err = np.abs(cover - alpha).sum()
-        if err < best_err:
-            best, best_err = shape, err
-    return best
-
-
-def fit_hidden(alpha: np.ndarray, usable: np.ndarray, cx: float, cy: float, area: float):
-    """(shape, cx, cy, visible share) of the template that best explains a partly hidden object: each shape's
-    centre and half-extent fitted (least squares, coordinate search) to the alpha window on the usable pixels
-    only (not the occluder), so the centre is where the whole object is, not the centroid of its visible part
-    (which lags behind a bar, halving a measured speed). Pixel units, y down, window coordinates."""
-    h, w = alpha.shape
-    xs, ys = np.arange(w) + 0.5, np.arange(h) + 0.5
-
-    def cover(shape, p):
-        return np.clip(0.5 - shape_sdf(shape, xs[None, :] - p[0], -(ys[:, None] - p[1]), p[2]), 0, 1)
-
-    def err(shape, p):
-        return float((((cover(shape, p) - alpha) * usable) ** 2).sum()) if p[2] > 0.3 else np.inf
-
-    best = None
-    for shape in SHAPES:
-        p = np.array([cx, cy, radius_from_area(shape, area)])
-        e, step = err(shape, p), 0.5
-        while step > 0.02:
-            moved = False
-            for j in range(3):
-                for s in (step, -step):
-                    q = p.copy()
-                    q[j] += s
-                    eq = err(shape, q)
-                    if eq < e:
-                        p, e, moved = q, eq, True
-            if not moved:
-                step /= 2
-        if best is None or e < best[0]:
-            full = cover(shape, p).sum()
-            best = (e, shape, p, (cover(shape, p) * usable).sum() / max(full, 1e-9))
-    _, shape, p, visible = best
-    return shape, float(p[0]), float(p[1]), float(visible)
 
 
 def static_occluders(label: np.ndarray, names, height: int, width: int, upp: float):
@@ -372,89 +318,117 @@ def detect_frames(frames, fps: float) -> ClipDetections:
     world_w, world_h = world_size(H, W)
     upp = world_h / H  # world units per pixel
     names = tuple(OBJECT_COLORS) + tuple(OCCLUDER_COLORS)
-    n_obj = len(OBJECT_COLORS)
     colors = np.array([OBJECT_COLORS.get(n, OCCLUDER_COLORS.get(n)) for n in names], np.float32)  # (K, 3)
     backgrounds = estimate_background(frames)
-    label, alpha, _, malpha = unmix(frames, backgrounds, colors)
+    label, alpha, resid, malpha = unmix(frames, backgrounds, colors)
 
     # 1. Occluders: static bars, kept apart; objects touching them are clipped.
     occ_static, occluders = static_occluders(label, names, H, W, upp)
-    occ_mask = np.broadcast_to(occ_static, label.shape)  # (T, H, W)
-    occ_near = _dilate(occ_static, 1)
 
-    # 2. Per frame and colour: components -> alpha-weighted moments -> detections.
-    per_frame: list[list[Detection]] = []
-    yy, xx = np.mgrid[0:H, 0:W].astype(np.float64) + 0.5  # pixel centres
-    for t in range(T):
-        dets = []
-        is_obj = (label[t] >= 0) & (label[t] < n_obj)  # occluder-colour pixels that move are only blends
-        cores = is_obj & (np.take_along_axis(alpha[t], np.maximum(label[t], 0)[..., None], -1)[..., 0]
-                          >= CORE_ALPHA)  # (H, W)
-        for k, name in enumerate(names):
-            # Occluder colours never make objects: moving ones are blends at object or occluder edges.
-            if name in OCCLUDER_COLORS or not (label[t] == k).any():
-                continue
-            core = cores & (label[t] == k) & ~occ_static
-            comps, n = connected_components(core)
-            for c in range(1, n + 1):
-                cm = comps == c
-                # The 1-pixel ring adds edge coverage, whatever colour its blends were named.
-                region = _dilate(cm, 1) & ~occ_mask[t] & ~(cores & (label[t] != k))
-                a = np.where(region, alpha[t, ..., k], 0.0)
-                area = a.sum()
-                if area < MIN_AREA_PX:
-                    continue
-                ring = _dilate(cm, MOMENT_RING) & ~occ_mask[t] & ~(cores & (label[t] != k))
-                am = np.where(ring, np.clip(malpha[t, ..., k], -0.5, 1.5), 0.0)
-                mass = am.sum()
-                if mass > 0.5 * area:
-                    cx, cy = (am * xx).sum() / mass, (am * yy).sum() / mass
-                else:
-                    cx, cy = (a * xx).sum() / area, (a * yy).sum() / area
-                rows, cols = np.nonzero(region.any(1))[0], np.nonzero(region.any(0))[0]
-                touches_edge = bool(rows[0] == 0 or cols[0] == 0 or rows[-1] == H - 1 or cols[-1] == W - 1
-                                    or not cm[MOMENT_RING:H - MOMENT_RING, MOMENT_RING:W - MOMENT_RING].sum() == cm.sum())
-                # (a core within MOMENT_RING of the frame edge has its moment ring cut off)
-                touches_occ = bool((ring & occ_near).any())
-                visible = 1.0
-                r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-                # The shape is fitted to the luma-weighted coverage too: the full-RGB alpha carries H.264's
-                # 2x2-blurred chroma, which rounds a small triangle's corners into a square or a ball.
-                fit_alpha = np.clip(am, 0.0, 1.0) if mass > 0.5 * area else a
-                shape = fit_shape(fit_alpha[r0:r1, c0:c1], cx - c0, cy - r0, area)
-                if touches_occ:
-                    # Partly behind a bar: fit the whole template to what is in view (alpha of this colour,
-                    # zero outside its ring, unknown on the occluder, on other objects' cores and outside the
-                    # frame, so an object clipped by a bar and the frame edge at once is fitted too).
-                    win = _dilate(cm, MOMENT_RING + 2)
-                    rows_w, cols_w = np.nonzero(win.any(1))[0], np.nonzero(win.any(0))[0]
-                    q0, q1, p0, p1 = rows_w[0], rows_w[-1] + 1, cols_w[0], cols_w[-1] + 1
-                    usable = (~occ_near & ~(cores & (label[t] != k)))[q0:q1, p0:p1]
-                    target = np.where(ring, np.clip(malpha[t, ..., k] if mass > 0.5 * area else alpha[t, ..., k],
-                                                    0.0, 1.0), 0.0)[q0:q1, p0:p1]
-                    fs, fx, fy, vis = fit_hidden(target, usable.astype(np.float64), cx - p0, cy - q0, area)
-                    cx, cy, visible = fx + p0, fy + q0, vis  # the whole object's centre, however little shows
-                    if vis >= OCCLUDED_FIT_MIN_VISIBLE:
-                        shape = fs
-                dets.append((region, Detection(name, cx * upp, world_h - cy * upp, area * upp * upp, shape,
-                                               touches_edge, touches_occ, visible=visible), cm))
-        # A thin component (no pixel of its core is 1 px inside it) hugging a much larger one of another colour
-        # is a compression or blur fringe; a real object, however small, keeps an interior pixel.
-        def fringe(i):
-            r, d, cm = dets[i]
-            return _erode(cm).sum() == 0 and any(o.color != d.color and o.area > FRINGE_RATIO * d.area and
-                                                (_dilate(r, 1) & ro).any() for ro, o, _ in dets)
-
-        kept = [dets[i] for i in range(len(dets)) if not fringe(i)]
-        keep = []
-        for r, d, _ in kept:
-            d.touches_object = any(o.color != d.color and (_dilate(r, 1) & ro).any() for ro, o, _ in kept)
-            keep.append(d)
-        per_frame.append(keep)
-
+    # 2. Per frame with a scene (enough background to stand on): components of each object colour ->
+    # detections; fringes dropped, contacts marked. A frame of noise has no background, hence no objects.
+    share = background_share(frames, backgrounds)  # (T,)
+    per_frame = [_keep_whole(_frame_detections(label[t], alpha[t], resid[t], malpha[t], occ_static, names, upp))
+                 if share[t] >= MIN_BACKGROUND_SHARE else [] for t in range(T)]
     return ClipDetections(fps=float(fps), height=H, width=W, world_w=world_w, world_h=world_h,
                           background=[[float(c) for c in b] for b in backgrounds], occluders=occluders,
-                          tracks=link_tracks(per_frame, fps), labels=label, color_names=names)
+                          tracks=link_tracks(per_frame, fps), labels=label, color_names=names,
+                          background_share=share)
+
+
+def background_share(frames: np.ndarray, backgrounds) -> np.ndarray:
+    """(T,) share of each frame's pixels within FG_DISTANCE of a background colour."""
+    bgs = np.stack([np.asarray(b, np.float32) for b in backgrounds])  # (B, 3)
+    dist = np.linalg.norm(frames.astype(np.float32)[..., None, :] - bgs, axis=-1).min(-1)  # (T, H, W)
+    return (dist <= FG_DISTANCE).mean((1, 2))
+
+
+def _frame_detections(label, alpha, resid, malpha, occ_static, names, upp) -> list:
+    """One frame's [(region mask, Detection, core mask)]: label (H, W), alpha and malpha (H, W, K), resid (H, W)."""
+    H, W = label.shape
+    is_obj = (label >= 0) & (label < len(OBJECT_COLORS))  # occluder-colour pixels that move are only blends
+    cores = is_obj & (np.take_along_axis(alpha, np.maximum(label, 0)[..., None], -1)[..., 0] >= CORE_ALPHA)
+    occ_near = _dilate(occ_static, 1)
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float64) + 0.5  # pixel centres
+    world_h = H * upp
+    dets = []
+    for k, name in enumerate(names):
+        # Occluder colours never make objects: moving ones are blends at object or occluder edges.
+        if name in OCCLUDER_COLORS or not (label == k).any():
+            continue
+        others = occ_static | (cores & (label != k))  # pixels that belong to something else
+        comps, n = connected_components(cores & (label == k) & ~occ_static)
+        for c in range(1, n + 1):
+            cm = comps == c
+            # The 1-pixel ring adds edge coverage, whatever colour its blends were named.
+            region = _dilate(cm, 1) & ~others
+            a = np.where(region, alpha[..., k], 0.0)
+            area = a.sum()
+            if area < MIN_AREA_PX:
+                continue
+            ring = _dilate(cm, MOMENT_RING) & ~others
+            am = np.where(ring, np.clip(malpha[..., k], -0.5, 1.5), 0.0)
+            mass = am.sum()
+            luma = mass > 0.5 * area  # the luma-weighted coverage is usable (see CHROMA_WEIGHT)
+            cx, cy = ((am * xx).sum() / mass, (am * yy).sum() / mass) if luma else \
+                ((a * xx).sum() / area, (a * yy).sum() / area)
+            rows, cols = np.nonzero(region.any(1))[0], np.nonzero(region.any(0))[0]
+            # (a core within MOMENT_RING of the frame edge has its moment ring cut off)
+            touches_edge = bool(rows[0] == 0 or cols[0] == 0 or rows[-1] == H - 1 or cols[-1] == W - 1
+                                or cm[MOMENT_RING:H - MOMENT_RING, MOMENT_RING:W - MOMENT_RING].sum() != cm.sum())
+            touches_occ = bool((ring & occ_near).any())
+            visible = 1.0
+            r0, c0 = rows[0], cols[0]
+            # The shape is fitted to the luma-weighted coverage too: the full-RGB alpha carries H.264's
+            # 2x2-blurred chroma, which rounds a small triangle's corners into a square or a ball.
+            fit_alpha = np.clip(am, 0.0, 1.0) if luma else a
+            shape = fit_shape(fit_alpha[r0:rows[-1] + 1, c0:cols[-1] + 1], cx - c0, cy - r0, area)
+            if touches_occ:
+                # Partly behind a bar: fit the whole template to what is in view (alpha of this colour, zero
+                # outside its ring, unknown on the occluder, on other objects' cores and outside the frame, so
+                # an object clipped by a bar and the frame edge at once is fitted too).
+                win = _dilate(cm, MOMENT_RING + 2)
+                rows_w, cols_w = np.nonzero(win.any(1))[0], np.nonzero(win.any(0))[0]
+                q0, q1, p0, p1 = rows_w[0], rows_w[-1] + 1, cols_w[0], cols_w[-1] + 1
+                usable = (~occ_near & ~(cores & (label != k)))[q0:q1, p0:p1]
+                target = np.where(ring, np.clip(malpha[..., k] if luma else alpha[..., k], 0.0, 1.0), 0.0)
+                fs, fx, fy, vis = fit_hidden(target[q0:q1, p0:p1], usable.astype(np.float64), cx - p0, cy - q0,
+                                             area)
+                cx, cy, visible = fx + p0, fy + q0, vis  # the whole object's centre, however little shows
+                if vis >= OCCLUDED_FIT_MIN_VISIBLE:
+                    shape = fs
+            dets.append((region, Detection(name, cx * upp, world_h - cy * upp, area * upp * upp, shape,
+                                           touches_edge, touches_occ, visible=visible,
+                                           residual=float(resid[cm].mean())), cm))
+    return dets
+
+
+def _keep_whole(dets: list) -> list[Detection]:
+    """Drop fringes and mark detections that touch another colour's. A thin component (no pixel of its core is
+    1 px inside it) hugging a much larger one of another colour is a compression or blur fringe; a real object,
+    however small, keeps an interior pixel. Pairs are tested only where their bounding boxes meet (a noise
+    frame has hundreds of components)."""
+    grown = [_dilate(r, 1) for r, _, _ in dets]
+    boxes = [_box(g) for g in grown]
+
+    def touching(i, j):
+        (a0, a1, b0, b1), (c0, c1, d0, d1) = boxes[i], boxes[j]
+        return (dets[i][1].color != dets[j][1].color and a0 <= c1 and c0 <= a1 and b0 <= d1 and d0 <= b1
+                and bool((grown[i] & dets[j][0]).any()))
+
+    n = len(dets)
+    fringe = [_erode(dets[i][2]).sum() == 0 and any(dets[j][1].area > FRINGE_RATIO * dets[i][1].area
+                                                   and touching(i, j) for j in range(n)) for i in range(n)]
+    kept = [i for i in range(n) if not fringe[i]]
+    for i in kept:
+        dets[i][1].touches_object = any(touching(i, j) for j in kept)
+    return [dets[i][1] for i in kept]
+
+
+def _box(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """(first row, last row, first column, last column) of a non-empty mask."""
+    rows, cols = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
+    return rows[0], rows[-1], cols[0], cols[-1]
 
 
 def link_tracks(per_frame: list[list[Detection]], fps: float, max_jump: float = 2.5) -> list[Track]:

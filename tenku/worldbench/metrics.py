@@ -1,8 +1,13 @@
 """WorldBench metrics: each a small function of (detections, spec) or of the frames. NaN means "does not apply to
 this clip" (no horizontal motion for left/right, no occluder for permanence, ...) and is left out of means.
 
-Scores in [0, 1] are higher-better; `*_error`, `flicker`, `jerk` and `left_right_confusion` are lower-better
-(see LOWER_IS_BETTER). Velocities in world units per second, accelerations in world units per second squared.
+Prompt attributes (colour, shape, size, count, direction, speed) are gated on objects: each expected object
+is matched to a coherent track of its colour (`objects.py`), and one with none fails every attribute;
+`no_object` is 1 for a clip where no coherent object is found at all, so its mean is the rate of such clips.
+
+Scores in [0, 1] are higher-better; `*_error`, `flicker`, `jerk`, `no_object` and `left_right_confusion` are
+lower-better (see LOWER_IS_BETTER). Velocities in world units per second, accelerations in world units per
+second squared.
 """
 
 from __future__ import annotations
@@ -13,10 +18,11 @@ import numpy as np
 
 from .colors import SPEEDS, STILL_SPEED, direction_of, horizontal_sign, speed_label, speed_value
 from .detect import OCCLUDED_FIT_MIN_VISIBLE, VELOCITY_FIT_TOLERANCE, ClipDetections, Track, detect_frames
+from .objects import coherent_objects
 from .spec import Spec
 
 NAN = float("nan")
-LOWER_IS_BETTER = {"velocity_error", "gravity_error", "left_right_confusion", "flicker", "jerk"}
+LOWER_IS_BETTER = {"velocity_error", "gravity_error", "left_right_confusion", "flicker", "jerk", "no_object"}
 WALL_MARGIN = 0.35  # world units: an object this close to a frame edge is in contact with the wall
 STILL_DISPLACEMENT = 0.1  # world units (~0.6 px at 64x64, ~3x the H.264 centroid noise) moved over the measured window
 MIN_MOTION_SPAN = 0.5  # seconds of straight motion wanted before falling back to partly hidden frames
@@ -24,8 +30,9 @@ PERMANENCE_POSITION_TOLERANCE = 0.6  # world units between the reappearance and 
 
 
 def match_tracks(det: ClipDetections, spec: Spec) -> list[Track | None]:
-    """The track of each expected object: the longest track of its colour."""
-    objs = det.objects()
+    """The track of each expected object: the longest coherent track of its colour (the caption's name for it),
+    None when there is none."""
+    objs = coherent_objects(det)
     out = []
     for o in spec.objects:
         mine = [t for t in objs if t.color == o.color]
@@ -111,8 +118,10 @@ def detected_direction(track: Track, fps: float, motion: str | None) -> str | No
 # --- attributes ------------------------------------------------------------------------------------------
 
 def attribute_scores(det: ClipDetections, spec: Spec) -> dict:
-    """Colour, shape, size and count accuracy; an expected object with no track counts as wrong."""
+    """Colour, shape, size and count accuracy, and whether no object was found at all; an expected object with
+    no coherent track of its colour counts as wrong on every attribute."""
     tracks = match_tracks(det, spec)
+    found = coherent_objects(det)
     n = len(spec.objects)
     expected = n
     if spec.states:  # objects the ground truth never shows are not expected in the pixels
@@ -122,20 +131,23 @@ def attribute_scores(det: ClipDetections, spec: Spec) -> dict:
         "shape_accuracy": _mean([t is not None and t.shape == o.shape for t, o in zip(tracks, spec.objects)
                                  if o.shape]),
         "size_accuracy": _mean([t is not None and t.size == o.size for t, o in zip(tracks, spec.objects) if o.size]),
-        "count_accuracy": float(len(det.objects()) == expected) if n else NAN,
+        "count_accuracy": float(len(found) == expected) if n else NAN,
+        "no_object": float(not found) if n else NAN,
     }
 
 
 def motion_scores(det: ClipDetections, spec: Spec) -> dict:
-    """Direction (8 + still), left/right confusion and speed class of each object's initial motion."""
+    """Direction (8 + still) and speed class of each object's initial motion, and left/right confusion: of the
+    objects told to move left or right that are found moving left or right, the share moving the other way
+    (0.5 for a random side; undefined, NaN, when none is found moving sideways)."""
     tracks = match_tracks(det, spec)
     dirs, lr, speeds = [], [], []
     for t, o in zip(tracks, spec.objects):
         got = detected_direction(t, det.fps, spec.motion) if t is not None else None
         if o.direction:
             dirs.append(got == o.direction)
-            if horizontal_sign(o.direction):
-                lr.append(got is not None and horizontal_sign(got) == -horizontal_sign(o.direction))
+            if horizontal_sign(o.direction) and horizontal_sign(got):
+                lr.append(horizontal_sign(got) == -horizontal_sign(o.direction))
         if o.speed in SPEEDS:
             v = initial_velocity(t, det.fps, spec.motion == "fall") if t is not None else None
             s = None if v is None else abs(v[0]) if spec.motion == "fall" else float(np.hypot(*v))
@@ -277,12 +289,17 @@ def object_permanence(det: ClipDetections, spec: Spec) -> float:
     and size, where its motion before implies? Mean of four checks (reappears, same shape, same size within
     20%, position within PERMANENCE_POSITION_TOLERANCE of the extrapolated path); 0 if it never reappears.
     With ground truth, an object whose clip ends before it comes out is not scored. Detections compared are
-    whole ones, else ones clear of the occluder (an object gliding along the frame edge is never "whole")."""
+    whole ones, else ones clear of the occluder (an object gliding along the frame edge is never "whole"). An
+    object with no coherent track scores 0."""
     if spec.motion != "occlude":
         return NAN
     scores = []
+    found = {t.color for t in coherent_objects(det)}
     for k, o in enumerate(spec.objects):
         if spec.states and not _reappears_whole(spec.states, k):
+            continue
+        if o.color not in found:  # no such object at all: it never reappears
+            scores.append(0.0)
             continue
         # The colour is the identity: every detection of it, largest per frame.
         per = [max((d for tr in det.tracks if tr.color == o.color for d in [tr.dets[i]] if d is not None),

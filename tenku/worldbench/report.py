@@ -102,6 +102,20 @@ def detector_floor(entries, count: int = 8) -> dict:
     return aggregate(clips)
 
 
+def chance_summary(entries, real_dir) -> dict:
+    """Aggregated chance rows (chance.py) on the manifest's own ground-truth clips and prompts."""
+    from .chance import chance_rows
+
+    truth = []
+    for e in entries:
+        try:
+            frames, fps = read_video(Path(real_dir) / e["video"])
+        except (ValueError, OSError):
+            continue
+        truth.append((frames, float(e.get("fps") or fps), spec_of(e)))
+    return {name: aggregate(clips) for name, clips in chance_rows(truth).items()} if truth else {}
+
+
 def frechet(feats, real_feats) -> float:
     from .frechet import frechet_distance
 
@@ -110,12 +124,15 @@ def frechet(feats, real_feats) -> float:
     return frechet_distance(np.stack(feats), np.stack(real_feats))
 
 
-def table(summary: dict, floor: dict, fd: float | None = None) -> str:
-    """Markdown table: metric, score, detector floor, which way is better, clips."""
-    lines = ["| metric | score | floor | better | clips |", "|---|---|---|---|---|"]
+def table(summary: dict, floor: dict, fd: float | None = None, chance: dict | None = None) -> str:
+    """Markdown table: metric, score, detector floor, each chance row, which way is better, clips."""
+    chance = chance or {}
+    lines = ["| metric | score | floor | " + "".join(f"{c} | " for c in chance) + "better | clips |",
+             "|---|---|---|" + "---|" * len(chance) + "---|---|"]
     for k, v in summary.items():
         fl = floor.get(k, {}).get("mean", float("nan"))
-        lines.append(f"| {k} | {v['mean']:.4f} | {fl:.4f} | {'lower' if k in LOWER_IS_BETTER else 'higher'} |"
+        ch = "".join(f"{row.get(k, {}).get('mean', float('nan')):.4f} | " for row in chance.values())
+        lines.append(f"| {k} | {v['mean']:.4f} | {fl:.4f} | {ch}{'lower' if k in LOWER_IS_BETTER else 'higher'} |"
                      f" {v['n']} |")
     if fd is not None:
         lines.append(f"| frechet_distance | {fd:.4f} | 0 | lower | - |")
@@ -158,19 +175,23 @@ def score_manifest(manifest, videos_dir, out_dir, floor_count: int = 8, real_dir
     entries, errors = read_manifest(manifest)
     clips, feats = score_entries(entries, videos_dir)
     summary = aggregate(clips)
+    chance = {}
     if real_dir is not None:
         real, real_feats = score_entries(entries, real_dir)
         floor, fd = aggregate(real), frechet(feats, real_feats)
+        chance = chance_summary(entries, real_dir)
     else:
         floor, fd = detector_floor(entries, floor_count), None
     failed = [c for c in clips if "error" in c]
     report = {"manifest": str(manifest), "videos": str(videos_dir), "clips": clips, "summary": summary,
-              "floor": floor, "frechet_distance": fd, "manifest_errors": errors,
+              "floor": floor, "chance": chance, "frechet_distance": fd, "manifest_errors": errors,
               "failed": [{"id": c["id"], "error": c["error"]} for c in failed]}
     report["contact_sheet"] = contact_sheet(clips, videos_dir, out_dir / "contact_sheet.png")
     text = [f"# WorldBench: {len(clips) - len(failed)} of {len(clips)} clips scored", "",
-            table(summary, floor, fd), "",
-            "floor = the same metrics on ground-truth clips (H.264); read model scores against it."]
+            table(summary, floor, fd, chance), "",
+            "floor = the same metrics on ground-truth clips (H.264); the chance rows (tenku/worldbench/chance.py) are"
+            " the same metrics on noise, a frozen first frame, shuffled captions and mirrored ground truth."
+            " Read model scores against both."]
     text += [f"- {e['error']}" for e in errors] + [f"- {c['id']}: {c['error']}" for c in failed]
     md = "\n".join(text) + "\n"
     (out_dir / "report.md").write_text(md)

@@ -1,0 +1,46 @@
+"""Which tracks are objects. A prompt's object is scored only against a coherent track: a connected region of
+one colour, roughly constant in size and purely that colour, present in most frames. Anything less (noise that
+happens to match a palette colour for a few frames, a blob that fades, splits or changes colour) is "no object
+found", which fails every attribute of the prompt's object instead of passing it for free.
+
+Ground-truth objects are seen in >= 65% of a clip's frames in every split (behind a bar, leaving through an
+edge), vary in area by < 5% and sit within ~5 RGB levels of their colour after H.264.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .detect import OCCLUDED_FIT_MIN_VISIBLE, ClipDetections, Track
+
+PRESENT_SHARE = 0.5  # of the clip's frames a track must be seen in
+MAX_SIZE_RATIO = 2.0  # 90th / 10th percentile of its area (a radius that varies by more than ~1.4x is not one object)
+MAX_COLOR_RESIDUAL = 30.0  # median RGB distance of its core pixels from its colour (palette colours are >= 90 apart)
+
+
+def area_ratio(track: Track) -> float:
+    """90th / 10th percentile of the track's area over its most trustworthy detections (two at least): whole
+    ones, else ones away from the frame edge, else all. Behind an occluder the area in view is scaled up by the
+    share of the fitted template in view; a sliver (below OCCLUDED_FIT_MIN_VISIBLE) is left out."""
+    d = [x for x in track.dets if x is not None
+         and (not x.touches_occluder or x.visible >= OCCLUDED_FIT_MIN_VISIBLE)] or [x for x in track.dets if x]
+    tiers = ([x for x in d if not x.clipped], [x for x in d if not x.touches_edge], d)
+    use = next((t for t in tiers if len(t) >= 2), d)
+    areas = np.array([x.area / max(x.visible, OCCLUDED_FIT_MIN_VISIBLE) if x.touches_occluder else x.area
+                      for x in use])
+    return float(np.percentile(areas, 90) / max(np.percentile(areas, 10), 1e-9)) if len(areas) else float("inf")
+
+
+def color_residual(track: Track) -> float:
+    return float(np.median([x.residual for x in track.dets if x is not None]))
+
+
+def coherent(track: Track, frames: int) -> bool:
+    """Present in most frames, of roughly constant size, purely its colour."""
+    return (track.seen.sum() >= PRESENT_SHARE * frames and area_ratio(track) <= MAX_SIZE_RATIO
+            and color_residual(track) <= MAX_COLOR_RESIDUAL)
+
+
+def coherent_objects(det: ClipDetections) -> list[Track]:
+    """The clip's objects that are coherent tracks (a clip of noise has none)."""
+    return [t for t in det.objects() if coherent(t, det.frames)]
