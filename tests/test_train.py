@@ -236,6 +236,18 @@ def test_time_budget_stops_with_a_checkpoint_and_the_clock_resumes(tmp_path):
     assert clock == sorted(clock) and clock[-1] > clock[0]
 
 
+def test_worldbench_pass_logs_scores_during_dit_training(tmp_path):
+    cfg = resolve("tiny-test", sets=["steps=2", "worldbench_every=2", "worldbench_count=2", "worldbench_steps=1",
+                                     "worldbench_mix=uniform"], task="dit", out=str(tmp_path))
+    with pytest.warns(UserWarning):
+        train(cfg, dataset=FixedLatents(), collate=collate_latents)
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    wb = [d for d in lines if any(k.startswith("wb/") for k in d)]
+    assert len(wb) == 1 and wb[0]["step"] == 2 and wb[0]["train_seconds"] > 0
+    assert 0.0 <= wb[0]["wb/color_accuracy"] <= 1.0
+    assert len(list((tmp_path / "worldbench" / "step_00000002" / "generated").rglob("*.mp4"))) == 2
+
+
 def test_existing_run_needs_resume(tmp_path):
     cfg = resolve("tiny-test", sets=["steps=2", "checkpoint_every=1"], task="dit", out=str(tmp_path))
     with pytest.warns(UserWarning):
