@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHOWN = ["color_accuracy", "shape_accuracy", "direction_accuracy", "left_right_confusion", "no_object_rate"]
+SHOWN = ["color_accuracy", "shape_accuracy", "direction_accuracy", "left_right_confusion", "no_object"]
 
 
 def tenku(*args: str) -> None:
