@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .colors import OBJECT_COLORS, OCCLUDER_COLORS, SHAPES, size_label
-from .shapes import fit_hidden, fit_shape, radius_from_area
+from .shapes import area_of, fit_hidden, fit_shape, radius_from_area
 
 FG_DISTANCE = 40.0  # RGB distance from every background colour above which a pixel is foreground
 MAX_RESIDUAL = 70.0  # a pixel further than this from every (background, colour) blend is unexplained
@@ -63,6 +63,7 @@ class Detection:
     touches_object: bool = False  # next to another object, which may hide part of it (drawn later)
     visible: float = 1.0  # share of the fitted template in view (< 1 only for objects partly behind an occluder)
     residual: float = 0.0  # mean RGB distance of its core pixels from the blend of its colour (0: pure colour)
+    whole_area: float | None = None  # partly behind an occluder: the area of the whole fitted template
 
     @property
     def clipped(self) -> bool:
@@ -377,7 +378,7 @@ def _frame_detections(label, alpha, resid, malpha, occ_static, names, upp) -> li
             touches_edge = bool(rows[0] == 0 or cols[0] == 0 or rows[-1] == H - 1 or cols[-1] == W - 1
                                 or cm[MOMENT_RING:H - MOMENT_RING, MOMENT_RING:W - MOMENT_RING].sum() != cm.sum())
             touches_occ = bool((ring & occ_near).any())
-            visible = 1.0
+            visible, whole = 1.0, None
             r0, c0 = rows[0], cols[0]
             # The shape is fitted to the luma-weighted coverage too: the full-RGB alpha carries H.264's
             # 2x2-blurred chroma, which rounds a small triangle's corners into a square or a ball.
@@ -392,14 +393,16 @@ def _frame_detections(label, alpha, resid, malpha, occ_static, names, upp) -> li
                 q0, q1, p0, p1 = rows_w[0], rows_w[-1] + 1, cols_w[0], cols_w[-1] + 1
                 usable = (~occ_near & ~(cores & (label != k)))[q0:q1, p0:p1]
                 target = np.where(ring, np.clip(malpha[..., k] if luma else alpha[..., k], 0.0, 1.0), 0.0)
-                fs, fx, fy, vis = fit_hidden(target[q0:q1, p0:p1], usable.astype(np.float64), cx - p0, cy - q0,
-                                             area)
+                fs, fx, fy, fr, vis = fit_hidden(target[q0:q1, p0:p1], usable.astype(np.float64), cx - p0,
+                                                 cy - q0, area)
                 cx, cy, visible = fx + p0, fy + q0, vis  # the whole object's centre, however little shows
+                whole = area_of(fs, fr)
                 if vis >= OCCLUDED_FIT_MIN_VISIBLE:
                     shape = fs
             dets.append((region, Detection(name, cx * upp, world_h - cy * upp, area * upp * upp, shape,
                                            touches_edge, touches_occ, visible=visible,
-                                           residual=float(resid[cm].mean())), cm))
+                                           residual=float(resid[cm].mean()),
+                                           whole_area=None if whole is None else whole * upp * upp), cm))
     return dets
 
 

@@ -11,23 +11,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from .detect import OCCLUDED_FIT_MIN_VISIBLE, ClipDetections, Track
+from .detect import ClipDetections, Track
 
 PRESENT_SHARE = 0.5  # of the clip's frames a track must be seen in
 MAX_SIZE_RATIO = 2.0  # 90th / 10th percentile of its area (a radius that varies by more than ~1.4x is not one object)
+SIZE_MIN_VISIBLE = 0.7  # of a partly hidden object's fitted template in view for its area to count
 MAX_COLOR_RESIDUAL = 30.0  # median RGB distance of its core pixels from its colour (palette colours are >= 90 apart)
 
 
 def area_ratio(track: Track) -> float:
     """90th / 10th percentile of the track's area over its most trustworthy detections (two at least): whole
-    ones, else ones away from the frame edge, else all. Behind an occluder the area in view is scaled up by the
-    share of the fitted template in view; a sliver (below OCCLUDED_FIT_MIN_VISIBLE) is left out."""
-    d = [x for x in track.dets if x is not None
-         and (not x.touches_occluder or x.visible >= OCCLUDED_FIT_MIN_VISIBLE)] or [x for x in track.dets if x]
-    tiers = ([x for x in d if not x.clipped], [x for x in d if not x.touches_edge], d)
+    ones, else ones away from the frame edge, else all. Behind an occluder the area is the whole fitted
+    template's, trusted only while most of it shows (a smaller template explains a sliver as well)."""
+    d = [x for x in track.dets if x is not None]
+    sized = [x for x in d if not x.touches_occluder or x.visible >= SIZE_MIN_VISIBLE]
+    tiers = ([x for x in d if not x.clipped], [x for x in sized if not x.touches_edge], sized, d)
     use = next((t for t in tiers if len(t) >= 2), d)
-    areas = np.array([x.area / max(x.visible, OCCLUDED_FIT_MIN_VISIBLE) if x.touches_occluder else x.area
-                      for x in use])
+    areas = np.array([x.whole_area if x.whole_area is not None else x.area for x in use])
     return float(np.percentile(areas, 90) / max(np.percentile(areas, 10), 1e-9)) if len(areas) else float("inf")
 
 

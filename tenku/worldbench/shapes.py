@@ -32,6 +32,11 @@ def radius_from_area(shape: str, area: float) -> float:
     raise ValueError(f"unknown shape {shape!r}; choose from {SHAPES}")
 
 
+def area_of(shape: str, radius: float) -> float:
+    """Area of a shape of this half-extent (the inverse of radius_from_area)."""
+    return radius**2 / radius_from_area(shape, 1.0) ** 2  # area grows with the square of the half-extent
+
+
 def _overlap(d: np.ndarray, r: float) -> np.ndarray:
     """Length of [d - 0.5, d + 0.5] inside [-r, r]: a pixel's share along one axis of a centred box."""
     return np.clip(np.minimum(d + 0.5, r) - np.maximum(d - 0.5, -r), 0.0, 1.0)
@@ -62,7 +67,7 @@ def fit_shape(alpha: np.ndarray, cx: float, cy: float, area: float) -> str:
 
 
 def fit_hidden(alpha: np.ndarray, usable: np.ndarray, cx: float, cy: float, area: float):
-    """(shape, cx, cy, visible share) of the template that best explains a partly hidden object: each shape's
+    """(shape, cx, cy, half-extent, visible share) of the template that best explains a partly hidden object: each shape's
     centre and half-extent fitted (least squares, coordinate search) to the alpha window on the usable pixels
     only (not the occluder), so the centre is where the whole object is, not the centroid of its visible part
     (which lags behind a bar, halving a measured speed). Window pixel coordinates, y down."""
@@ -94,4 +99,4 @@ def fit_hidden(alpha: np.ndarray, usable: np.ndarray, cx: float, cy: float, area
             full = cover(shape, p).sum()
             best = (e, shape, p, (cover(shape, p) * usable).sum() / max(full, 1e-9))
     _, shape, p, visible = best
-    return shape, float(p[0]), float(p[1]), float(visible)
+    return shape, float(p[0]), float(p[1]), float(p[2]), float(visible)
