@@ -28,6 +28,7 @@ Bucket rule (`assign_bucket`), in three steps:
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import math
@@ -108,6 +109,17 @@ def _clip_from_record(rec: dict, base: Path, where: str, line: int) -> Clip:
     return Clip(video=str(path.resolve()), caption=caption, line=line, id=None if cid in (None, "") else str(cid), **kw)
 
 
+def _read_utf8(path: Path) -> str:
+    """The file as text, or a ValueError naming it and the line of the first byte that is not UTF-8."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise ValueError(f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); "
+                         "save the manifest as UTF-8") from None
+
+
 def read_manifest(path: str | Path) -> list[Clip]:
     """Read a .jsonl (one JSON object per line) or .csv (header row with at least video,caption) manifest.
 
@@ -120,32 +132,31 @@ def read_manifest(path: str | Path) -> list[Clip]:
         raise FileNotFoundError(f"manifest {path} not found")
     base = path.parent.resolve()
     suffix = path.suffix.lower()
+    if suffix not in (".jsonl", ".json", ".csv", ".tsv"):
+        raise ValueError(f"manifest {path}: unknown format {suffix!r}; use .jsonl or .csv")
+    content = _read_utf8(path)
     clips = []
     if suffix in (".jsonl", ".json"):
-        with open(path, encoding="utf-8") as f:
-            for n, text in enumerate(f, start=1):
-                if not text.strip():
-                    continue
-                try:
-                    rec = json.loads(text)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-                clips.append(_clip_from_record(rec, base, f"{path}:{n}", n))
-    elif suffix in (".csv", ".tsv"):
-        with open(path, encoding="utf-8", newline="") as f:
-            reader = csv.DictReader(f, delimiter="\t" if suffix == ".tsv" else ",")
-            missing = {"video", "caption"} - set(reader.fieldnames or [])
-            if missing:
-                raise ValueError(f"{path}:1: header must name the columns video and caption, missing {sorted(missing)}")
-            for row in reader:
-                n = reader.line_num
-                if None in row:
-                    raise ValueError(f"{path}:{n}: more cells than header columns")
-                if not any((v or "").strip() for v in row.values()):
-                    continue
-                clips.append(_clip_from_record(row, base, f"{path}:{n}", n))
+        for n, text in enumerate(content.split("\n"), start=1):  # not splitlines: JSON may hold U+2028
+            if not text.strip():
+                continue
+            try:
+                rec = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+            clips.append(_clip_from_record(rec, base, f"{path}:{n}", n))
     else:
-        raise ValueError(f"manifest {path}: unknown format {suffix!r}; use .jsonl or .csv")
+        reader = csv.DictReader(io.StringIO(content, newline=""), delimiter="\t" if suffix == ".tsv" else ",")
+        missing = {"video", "caption"} - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{path}:1: header must name the columns video and caption, missing {sorted(missing)}")
+        for row in reader:
+            n = reader.line_num
+            if None in row:
+                raise ValueError(f"{path}:{n}: more cells than header columns")
+            if not any((v or "").strip() for v in row.values()):
+                continue
+            clips.append(_clip_from_record(row, base, f"{path}:{n}", n))
     if not clips:
         raise ValueError(f"manifest {path} has no clips")
     return clips

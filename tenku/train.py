@@ -35,7 +35,8 @@ import torch
 import torch.nn as nn
 
 from . import distributed, flow
-from .checkpoint import save_json, save_model_dir
+from .checkpoint import atomic_write, save_json, save_model_dir
+from .run_guard import StopSignals, TrainingStopped, lock_run, read_metrics
 from .compile import maybe_compile
 from .train_worldbench import WorldBenchPass
 from .config import ModelConfig
@@ -140,6 +141,7 @@ class Batches:
                                                   pin_memory=info.device.type == "cuda",
                                                   persistent_workers=False)
         self.seed, self.consumed, self._it = cfg.seed, 0, None
+        self.dataset, self._empty = dataset, 0  # batches in a row that held no readable clip
 
     def state_dict(self) -> dict:
         return self.sampler.state_dict(consumed=self.consumed)
@@ -166,7 +168,14 @@ class Batches:
                 continue
             self.consumed += 1
             if batch is not None:  # None: every clip in it was unreadable (logged by the dataset)
+                self._empty = 0
                 return batch
+            self._empty += 1
+            if self._empty >= len(self.sampler):  # a whole epoch and nothing readable: it never will be
+                skipped = getattr(self.dataset, "skipped", [])
+                examples = "; ".join(f"{p}: {r}" for p, r in skipped[:3])
+                raise ValueError(f"no readable clip in a whole epoch ({len(self.sampler)} batches): every clip failed "
+                                 f"to decode ({len(skipped)} skipped{', e.g. ' + examples if examples else ''})")
 
 
 def build_data(cfg: TrainConfig, mcfg: ModelConfig, dataset=None, collate=None):
@@ -340,8 +349,13 @@ class Log:
             return
         # A resumed run rewrites the lines logged after its checkpoint (the killed run logged them too).
         if self.file.exists():
-            keep = [ln for ln in self.file.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= start]
-            self.file.write_text("".join(ln + "\n" for ln in keep))
+            keep = [json.dumps(r) + "\n" for r in read_metrics(self.file) if r["step"] <= start]  # torn lines dropped
+
+            def write(tmp):
+                with open(tmp, "w") as f:
+                    f.writelines(keep)
+
+            atomic_write(self.file, write)
         try:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -384,7 +398,17 @@ def train(cfg: TrainConfig, resume_run: bool = False, dataset=None, collate=None
     One code path for one process or many: under torchrun each process takes its share of every epoch's
     batches and gradients are averaged (DDP) or parameters sharded (FSDP2). `dataset`/`collate` replace the
     data named by cfg.data (tests, custom data): a Dataset with `.buckets` whose items the collate stacks.
+    The run folder is locked for the run (rank 0 holds the lock); SIGINT/SIGTERM save a checkpoint and raise
+    TrainingStopped.
     """
+    if cfg.out is None:
+        raise ValueError("no run folder: pass --out RUN_DIR")
+    main = int(os.environ.get("RANK", "0")) == 0  # torchrun tears the other ranks down if rank 0 cannot lock
+    with (lock_run(cfg.out) if main else nullcontext()), StopSignals() as stop:
+        return _train(cfg, resume_run, dataset, collate, val_dataset, stop)
+
+
+def _train(cfg: TrainConfig, resume_run: bool, dataset, collate, val_dataset, stop: StopSignals) -> Path:
     # 1. Processes, devices, precision.
     info = distributed.init(cfg.device)
     ranks = Ranks(info.rank, info.world_size, info.ddp and cfg.strategy == "fsdp",
@@ -515,6 +539,7 @@ def train(cfg: TrainConfig, resume_run: bool = False, dataset=None, collate=None
     window = {"loss": torch.zeros((), device=dev), "parts": {}, "n": 0, "samples": 0, "tokens": 0,
                       "t0": time.perf_counter()}
     opt = optimizers["model"]
+    last_save = time.monotonic()
     for step in range(start + 1, cfg.steps + 1):
         step_t0 = time.perf_counter()
         lr = lr_at(step, cfg)
@@ -586,13 +611,21 @@ def train(cfg: TrainConfig, resume_run: bool = False, dataset=None, collate=None
             if info.main:
                 with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
                     log(step, {"train_seconds": clock, **wb_pass(step, state)})
-        if step % cfg.checkpoint_every == 0 or final:
+        # Also a checkpoint every checkpoint_minutes, and when a signal asks the run to stop. Any rank's clock or
+        # signal counts, so that every rank saves (and stops) at the same step.
+        stopping = not ranks.agree(not stop.requested)
+        late = bool(cfg.checkpoint_minutes) and time.monotonic() - last_save > 60 * cfg.checkpoint_minutes
+        if step % cfg.checkpoint_every == 0 or final or stopping or not ranks.agree(not late):
             if cfg.task == "vae":
                 stats_to_vae()
-            save_checkpoint(run, step, modules, optimizers, generators, {"data": batches.state_dict(), "lr": lr,
+            saved = save_checkpoint(run, step, modules, optimizers, generators, {"data": batches.state_dict(), "lr": lr,
                             "schedule": cfg.schedule, "task": cfg.task, "train_seconds": clock}, ranks, keep_last=cfg.keep_last)
+            last_save = time.monotonic()
         if final:
             break
+        if stopping:
+            log.close()
+            raise TrainingStopped(step, saved, stop.signum or 15)
     log.close()
 
     # 8. Export a model directory with the EMA weights (rank 0 writes; FSDP gathers first).
@@ -629,7 +662,11 @@ def train(cfg: TrainConfig, resume_run: bool = False, dataset=None, collate=None
 def cmd_train(args) -> int:
     cfg = resolve(args.preset, args.config, args.set, task=args.task, data=args.data, out=args.out, steps=args.steps,
                   vae_from=args.vae, init_from=args.init)
-    out = train(cfg, resume_run=args.resume)
+    try:
+        out = train(cfg, resume_run=args.resume)
+    except TrainingStopped as e:
+        print(f"tenku train: {e}", file=sys.stderr)
+        return 128 + e.signum  # the shell's convention for a process ended by a signal
     if int(os.environ.get("RANK", 0)) == 0:
         print(out)
     return 0

@@ -71,6 +71,7 @@ class TrainConfig:
     # 3. Logging, checkpoints, samples.
     log_every: int = 10
     checkpoint_every: int = 500
+    checkpoint_minutes: float = 30.0  # also checkpoint after this much wall time since the last one (0 = off)
     keep_last: int = 3
     sample_every: int = 0  # DiT: write sample videos every N steps (0 = off)
     sample_prompts: list = field(default_factory=lambda: ["a red ball moves right on a black background"])
@@ -137,6 +138,8 @@ def validate(cfg: TrainConfig) -> None:
     for name in ("steps", "batch_size", "grad_accum", "log_every", "checkpoint_every", "keep_last"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+    if not cfg.checkpoint_minutes >= 0:
+        raise ValueError(f"checkpoint_minutes must be >= 0 (0 = off), got {cfg.checkpoint_minutes}")
     if not 0.0 <= cfg.ema_decay < 1.0:
         raise ValueError(f"ema_decay must be in [0, 1), got {cfg.ema_decay}")
     unknown = set(cfg.cond_probs) - set(COND_MODES)
@@ -268,8 +271,8 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} not found")
     try:
-        d = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
+        d = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise ValueError(f"{path}: not valid YAML ({e})") from None
     if not isinstance(d, dict):
         raise ValueError(f"{path}: expected a mapping of training options, got {type(d).__name__}")
