@@ -15,21 +15,20 @@ big), 415 (upload type), 422 (a limit or the model's sizes), 429 (queue full).
 
 from __future__ import annotations
 
-import hmac
 import logging
 import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Optional
 
-from fastapi import APIRouter, Depends, FastAPI, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from .. import __version__
-from ..video_io import VideoReadError, read_video
+from ..video_io import VideoReadError, peek_media, read_video
+from .guard import Guard
 from .jobs import STATES, Conflict, JobStore, QueueFull, Worker
 from .limits import MODES, SUFFIX_TYPES, UPLOAD_FIELDS, UPLOAD_TYPES, InputError, Limits, check_mode_and_prompt, \
     check_params, sample_defaults, stride, supported_modes
@@ -107,9 +106,9 @@ def _store_upload(store: JobStore, limits: Limits, name: str, upload: UploadFile
         if size == 0:
             raise InputError(f"upload {name!r} is empty", name)
         try:
-            first, _ = read_video(path, max_frames=1)
-            if first.shape[1] > limits.max_height or first.shape[2] > limits.max_width:
-                raise InputError(f"upload {name!r} is {first.shape[2]}x{first.shape[1]}; the limit is "
+            _, h, w = peek_media(path)  # from the header: a small PNG can decode to gigabytes
+            if h > limits.max_height or w > limits.max_width:
+                raise InputError(f"upload {name!r} is {w}x{h}; the limit is "
                                  f"{limits.max_width}x{limits.max_height}", "max_height")
             frames, _ = read_video(path, max_frames=limits.max_input_frames + 1)
         except VideoReadError:
@@ -143,31 +142,16 @@ def create_app(pipe, data_dir: str | Path, token: str | None = None, limits: Lim
     app = FastAPI(title="Tenku", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Text-to-video jobs on a persistent queue. See tenku/serve/app.py.")
     app.state.store, app.state.worker, app.state.pipe, app.state.limits = store, worker, pipe, limits
-    bearer = HTTPBearer(auto_error=False)
-
-    def auth(creds: Optional[HTTPAuthorizationCredentials] = Depends(bearer)):
-        if token is None:
-            return
-        if creds is None or creds.scheme.lower() != "bearer" or not hmac.compare_digest(
-                creds.credentials.encode(), token.encode()):
-            raise InputError("missing or wrong bearer token (send 'Authorization: Bearer <token>')", "token", 401)
+    # The token and the body size are checked as bytes arrive, before anything is spooled (guard.py).
+    app.add_middleware(Guard, token=token, max_body=limits.max_upload_bytes * len(UPLOAD_FIELDS) + (1 << 20),
+                       per_file=limits.max_upload_bytes)
 
     @app.exception_handler(InputError)
     async def input_error(request: Request, e: InputError):
         headers = {"WWW-Authenticate": "Bearer"} if e.status == 401 else None
         return _error(e.status, e.message, e.limit, headers)
 
-    @app.middleware("http")
-    async def body_limit(request: Request, call_next):
-        # Refuse oversized requests before the multipart parser spools them to disk.
-        cap = limits.max_upload_bytes * len(UPLOAD_FIELDS) + (1 << 20)
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > cap:
-            return _error(413, f"request body is larger than {cap} bytes (max_upload_bytes per file is "
-                               f"{limits.max_upload_bytes})", "max_upload_bytes")
-        return await call_next(request)
-
-    api = APIRouter(prefix="/v1", dependencies=[Depends(auth)])
+    api = APIRouter(prefix="/v1")
 
     @api.get("/health")
     def health():

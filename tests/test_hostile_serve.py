@@ -1,0 +1,83 @@
+"""Hostile requests to the server (issue 17, items 12 and 13): the token and the body size are checked while the
+body arrives, before any of it is spooled; an image's size is read from its header before it is decoded.
+The app is driven as a plain ASGI callable, so the test sees exactly how many body chunks it pulled."""
+
+import asyncio
+import struct
+import zlib
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from tenku.serve.app import create_app  # noqa: E402
+from tenku.serve.fake import FakePipeline  # noqa: E402
+from tenku.serve.limits import Limits  # noqa: E402
+
+CHUNK = 64 * 1024
+HEAD = b'--b\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n'
+
+
+def post_chunked(app, headers, max_chunks=2000):
+    """POST /v1/jobs with an endless chunked body (no Content-Length); returns (status, body, chunks pulled)."""
+    pulled, out = 0, {}
+
+    async def receive():
+        nonlocal pulled
+        if pulled >= max_chunks:  # the guard failed: stop the test instead of filling the disk
+            return {"type": "http.disconnect"}
+        pulled += 1
+        body = HEAD if pulled == 1 else b"x" * CHUNK  # one file part that never ends
+        return {"type": "http.request", "body": body, "more_body": True}
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            out["status"] = message["status"]
+        elif message["type"] == "http.response.body":
+            out["body"] = out.get("body", b"") + message.get("body", b"")
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/v1/jobs", "raw_path": b"/v1/jobs", "query_string": b"", "root_path": "",
+             "headers": [(b"content-type", b"multipart/form-data; boundary=b"), *headers],
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+    asyncio.run(app(scope, receive, send))
+    return out.get("status"), out.get("body", b""), pulled
+
+
+@pytest.fixture
+def app(tmp_path):
+    return create_app(FakePipeline(step_seconds=0), tmp_path / "d", token="s3cret",
+                      limits=Limits(max_upload_bytes=64 * 1024), start_worker=False)
+
+
+def test_no_token_is_refused_before_any_body_byte(app):
+    status, body, pulled = post_chunked(app, [])
+    assert status == 401 and b'"limit": "token"' in body
+    assert pulled == 0
+
+
+def test_chunked_body_past_the_cap_is_refused_on_the_first_chunk_over(app):
+    cap = 64 * 1024 * 5 + (1 << 20)  # per-file limit x upload fields + 1 MiB for the form fields
+    status, body, pulled = post_chunked(app, [(b"authorization", b"Bearer s3cret")])
+    assert status == 413 and b'"limit": "max_upload_bytes"' in body
+    assert pulled == 1 + cap // CHUNK  # the head, then stopped at the first chunk past the cap, not at the end of the body
+
+
+def png_header(width, height):
+    """A PNG whose header claims width x height; its pixel data would decode to width*height*3 bytes."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b"")
+
+
+def test_image_bomb_is_refused_from_its_header(tmp_path):
+    with TestClient(create_app(FakePipeline(step_seconds=0), tmp_path / "d")) as c:
+        r = c.post("/v1/jobs", data={"prompt": "p", "mode": "image"},
+                   files={"image": ("bomb.png", png_header(16000, 16000), "image/png")})
+    assert r.status_code == 422
+    assert r.json()["limit"] == "max_height" and "16000x16000" in r.json()["detail"]
+    assert not list((tmp_path / "d").rglob("*.png"))  # the upload is removed
