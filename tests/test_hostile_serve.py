@@ -81,3 +81,32 @@ def test_image_bomb_is_refused_from_its_header(tmp_path):
     assert r.status_code == 422
     assert r.json()["limit"] == "max_height" and "16000x16000" in r.json()["detail"]
     assert not list((tmp_path / "d").rglob("*.png"))  # the upload is removed
+
+
+def test_a_job_that_keeps_killing_the_server_ends_failed_and_its_upload_is_removed(tmp_path):
+    from tenku.serve.jobs import MAX_ATTEMPTS, JobStore
+
+    d = tmp_path / "d"
+    store = JobStore(d)
+    store.upload_path("u.png").write_bytes(b"png")
+    job = store.add("image", {"prompt": "p"}, {"image": "u.png"}, max_queue=10)
+    for start in range(MAX_ATTEMPTS):
+        assert store.claim_next()["id"] == job["id"]  # running when the process "dies"
+        store.close()
+        store = JobStore(d)  # the next start
+        expected = "failed" if start == MAX_ATTEMPTS - 1 else "queued"
+        assert store.recover()["failed"] == (expected == "failed")
+        assert store.get(job["id"])["state"] == expected
+    assert f"{MAX_ATTEMPTS} times" in store.get(job["id"])["error"]
+    assert not store.upload_path("u.png").exists()
+
+
+def test_uploads_are_removed_when_their_job_ends(tmp_path):
+    from tenku.serve.jobs import JobStore
+
+    store = JobStore(tmp_path / "d")
+    store.upload_path("u.png").write_bytes(b"png")
+    job = store.add("image", {"prompt": "p"}, {"image": "u.png"}, max_queue=10)
+    store.claim_next()
+    store.finish(job["id"], "r.png", 1)
+    assert not store.upload_path("u.png").exists()

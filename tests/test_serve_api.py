@@ -1,6 +1,7 @@
 """HTTP API of `tenku serve` in process (FastAPI TestClient) with the fast stand-in pipeline."""
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -92,7 +93,7 @@ def test_every_mode_reaches_the_pipeline(client, pipe, tmp_path, mode, files, fo
     if mode == "edit":
         assert job["params"]["frames"] == 5  # the 1 + 4k prefix of the 6-frame input
     for path in [kw[k] for k in ("image", "last_image", "extend", "edit") if kw[k]] + list(kw["connect"] or []):
-        assert read_video(path)[0].shape[1:] == (32, 32, 3)  # the stored upload decodes
+        assert not Path(path).exists()  # the upload ends with its job (issue 17)
 
 
 class TextOnly(FakePipeline):

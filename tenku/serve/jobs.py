@@ -6,7 +6,9 @@ Layout of the data directory:
     results/<job id>.mp4  finished videos (.png for one frame), written to a temporary name and renamed
 
 Jobs run one at a time in the order received (`seq`). A job that was running when the process died is
-queued again on the next start, ahead of the jobs queued after it, so a restart keeps the order.
+queued again on the next start, ahead of the jobs queued after it, so a restart keeps the order; after
+MAX_ATTEMPTS such starts it ends as failed (a job that kills the server must not kill it on every restart).
+A job's uploads are deleted when it ends: nothing reads them again.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from .limits import generate_kwargs
 log = logging.getLogger("tenku.serve")
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
+MAX_ATTEMPTS = 3  # starts of one job that ended with the process dying
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -162,6 +165,11 @@ class JobStore:
             self._db.execute(f"UPDATE jobs SET state = ?, finished_at = ?{', ' if sets else ''}{sets} WHERE id = ?",
                              (state, time.time(), *fields.values(), job_id))
             self._cancel.discard(job_id)
+        self._remove_uploads(self.get(job_id))
+
+    def _remove_uploads(self, job: dict | None) -> None:
+        for name in (job or {}).get("inputs", {}).values():
+            self.upload_path(name).unlink(missing_ok=True)
 
     def finish(self, job_id: str, result: str, frames_out: int) -> None:
         self._end(job_id, "done", result=result, frames_out=frames_out)
@@ -174,8 +182,9 @@ class JobStore:
 
     def requeue(self, job_id: str) -> None:
         with self._lock:
-            self._db.execute("UPDATE jobs SET state = 'queued', started_at = NULL, step = 0, total = 0 WHERE id = ?",
-                             (job_id,))
+            # A stop asked of the worker is not the job's fault: the attempt is given back.
+            self._db.execute("UPDATE jobs SET state = 'queued', started_at = NULL, step = 0, total = 0,"
+                             " attempts = MAX(attempts - 1, 0) WHERE id = ?", (job_id,))
         self.wake.set()
 
     def request_cancel(self, job_id: str) -> dict:
@@ -197,17 +206,24 @@ class JobStore:
         return job_id in self._cancel
 
     def recover(self) -> dict[str, int]:
-        """After a restart: jobs that were running are queued again (or cancelled, if that was asked)."""
+        """After a restart: jobs that were running are queued again (or cancelled, if that was asked; or failed,
+        after MAX_ATTEMPTS starts); uploads of ended jobs are removed."""
         with self._lock:
             cancelled = self._db.execute("UPDATE jobs SET state = 'cancelled', finished_at = ? WHERE state = 'running'"
                                          " AND cancel_requested = 1", (time.time(),)).rowcount
+            failed = self._db.execute(
+                "UPDATE jobs SET state = 'failed', finished_at = ?, error = ? WHERE state = 'running' AND attempts >= ?",
+                (time.time(), f"the server stopped during this job {MAX_ATTEMPTS} times (out of memory or a crash?); "
+                              "not retried again", MAX_ATTEMPTS)).rowcount
             requeued = self._db.execute("UPDATE jobs SET state = 'queued', started_at = NULL, step = 0, total = 0"
                                         " WHERE state = 'running'").rowcount
         for f in self.results.glob("*.partial.*"):  # a result the last process did not finish writing
             f.unlink(missing_ok=True)
+        for job in self.list("failed", limit=-1) + self.list("cancelled", limit=-1) + self.list("done", limit=-1):
+            self._remove_uploads(job)
         if requeued:
             self.wake.set()
-        return {"requeued": requeued, "cancelled": cancelled}
+        return {"requeued": requeued, "cancelled": cancelled, "failed": failed}
 
 
 class JobCancelled(Exception):
