@@ -110,3 +110,34 @@ def test_uploads_are_removed_when_their_job_ends(tmp_path):
     store.claim_next()
     store.finish(job["id"], "r.png", 1)
     assert not store.upload_path("u.png").exists()
+
+
+@pytest.mark.parametrize("form,limit,words", [
+    ({"prompt": "p", "frames": "abc"}, "frames", "valid integer"),
+    ({"prompt": ""}, "prompt", "prompt is required (a non-empty string)"),
+    ({}, "prompt", "prompt is required"),
+])
+def test_type_errors_come_back_as_one_sentence_naming_the_field(tmp_path, form, limit, words):
+    with TestClient(create_app(FakePipeline(step_seconds=0), tmp_path / "d", start_worker=False)) as c:
+        r = c.post("/v1/jobs", data=form)
+    assert r.status_code == 422
+    body = r.json()
+    assert body["limit"] == limit and isinstance(body["detail"], str) and words in body["detail"]
+
+
+def test_second_server_on_one_data_dir_exits_before_loading_the_model(tmp_path, monkeypatch, capsys):
+    import tenku.pipeline
+    from tenku.serve.cli import main
+    from tenku.serve.jobs import JobStore
+
+    def never(*a, **k):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(tenku.pipeline, "load_pipeline", never)
+    first = JobStore(tmp_path / "d")
+    first.lock()
+    try:
+        assert main(["--data-dir", str(tmp_path / "d")]) == 2
+    finally:
+        first.unlock()
+    assert "in use by another tenku serve process" in capsys.readouterr().err

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Optional
 
 from fastapi import APIRouter, FastAPI, File, Form, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
@@ -145,6 +146,17 @@ def create_app(pipe, data_dir: str | Path, token: str | None = None, limits: Lim
     # The token and the body size are checked as bytes arrive, before anything is spooled (guard.py).
     app.add_middleware(Guard, token=token, max_body=limits.max_upload_bytes * len(UPLOAD_FIELDS) + (1 << 20),
                        per_file=limits.max_upload_bytes)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, e: RequestValidationError):
+        # FastAPI's own shape is a list of pydantic records; ours names the first bad field in one sentence.
+        err = e.errors()[0]
+        field = str(err["loc"][-1]) if err.get("loc") else "request"
+        if err.get("type") == "missing":
+            message = f"{field} is required" + (" (a non-empty string)" if field == "prompt" else "")
+        else:
+            message = f"{field}: {err.get('msg', 'invalid value')}, got {err.get('input')!r}"
+        return _error(422, message, field)
 
     @app.exception_handler(InputError)
     async def input_error(request: Request, e: InputError):

@@ -39,9 +39,21 @@ def cmd_serve(args) -> int:
     import uvicorn
 
     from .app import create_app
+    from .jobs import JobStore
     from .limits import Limits
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # A second server on the same data directory is refused before the model is loaded (minutes, gigabytes);
+    # the lock the app takes at startup stays the one that counts.
+    probe = JobStore(args.data_dir)
+    try:
+        probe.lock()
+    except RuntimeError as e:
+        print(f"tenku serve: {e}; stop it, or choose another --data-dir", file=sys.stderr)
+        return 2
+    finally:
+        probe.unlock()
+        probe.close()
     if args.fake_pipeline:
         from .fake import FakePipeline
 
