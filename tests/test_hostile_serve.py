@@ -141,3 +141,10 @@ def test_second_server_on_one_data_dir_exits_before_loading_the_model(tmp_path, 
     finally:
         first.unlock()
     assert "in use by another tenku serve process" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("field", ["frames", "height", "width"])
+def test_zero_is_refused_not_defaulted(tmp_path, field):
+    with TestClient(create_app(FakePipeline(step_seconds=0), tmp_path / "d", start_worker=False)) as c:
+        r = c.post("/v1/jobs", data={"prompt": "p", field: 0})
+    assert r.status_code == 422 and r.json()["limit"] == f"max_{field}" and "got 0" in r.json()["detail"]

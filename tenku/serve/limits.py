@@ -142,11 +142,11 @@ def check_params(pipe, limits: Limits, form: dict, inputs: dict) -> dict:
     for name, (t, h, w) in inputs.items():
         if t > limits.max_input_frames:
             raise InputError(f"upload {name!r} has more than {limits.max_input_frames} frames", "max_input_frames")
-        height, width = height or h, width or w
+        height, width = h if height is None else height, w if width is None else width  # 0 is a value, refused below
         if (h, w) != (height, width):
             raise InputError(f"upload {name!r} is {w}x{h} (WxH) but the video is {width}x{height}; resize it or"
                              f" set width={w} height={h}", name)
-    height, width = height or d["height"], width or d["width"]
+    height, width = d["height"] if height is None else height, d["width"] if width is None else width
     _range("height", height, 1, limits.max_height, "max_height")
     _range("width", width, 1, limits.max_width, "max_width")
 
@@ -157,12 +157,12 @@ def check_params(pipe, limits: Limits, form: dict, inputs: dict) -> dict:
                              f" {form['seconds']}", "max_frames")
         frames = frames_for_seconds(pipe, form["seconds"], fps)
     if mode in ("extend", "connect"):
-        frames = frames or d["frames"] - 1  # new frames; the pipeline rounds them up to its latent grid
+        frames = d["frames"] - 1 if frames is None else frames  # new frames; the pipeline rounds them up to its latent grid
     elif mode == "edit":
         t = inputs["video"][0]
         frames = 1 + 4 * ((t - 1) // 4)  # the longest prefix the pipeline re-generates
     else:
-        frames = frames or d["frames"]
+        frames = d["frames"] if frames is None else frames
     _range("frames", frames, 1, limits.max_frames, "max_frames")
 
     try:
