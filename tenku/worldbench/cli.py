@@ -3,14 +3,29 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+
+from tqdm import tqdm
+
+from .truth import MIXES, SPLITS
+
+
+def nothing_scored(report: dict) -> int:
+    """Exit status 2 with a message naming the first failures when not one clip could be scored (typically a
+    --videos folder that is not the one the manifest's `video` paths are relative to); else 0."""
+    if report["scored"]:
+        return 0
+    why = "; ".join(f"{f['id']}: {f['error']}" for f in report["failed"][:2]) or "the manifest has no clips"
+    print(f"worldbench: nothing could be scored: 0 of {len(report['clips'])} clips under {report['videos']} "
+          f"({why}). --videos must be the folder the manifest's `video` paths are relative to.", file=sys.stderr)
+    return 2
 
 
 def cmd_score(args) -> int:
     from .report import score_manifest
 
-    score_manifest(args.manifest, args.videos, args.out, floor_count=args.floor_count)
-    return 0
+    return nothing_scored(score_manifest(args.manifest, args.videos, args.out, floor_count=args.floor_count))
 
 
 def run_benchmark(pipe, out_dir, split: str = "id", count: int = 8, seed: int = 0, frames: int = 17,
@@ -19,20 +34,19 @@ def run_benchmark(pipe, out_dir, split: str = "id", count: int = 8, seed: int = 
     """Make the world split's manifest (and its ground-truth videos), generate each caption with `pipe` (any
     object with `.generate(prompt, frames=, height=, width=, fps=, steps=, guidance=, seed=)` returning
     `.frames` (T, H, W, 3) uint8 and `.fps`), then score the generated videos against the scenes. `mix`: the
-    world's scene mix (tenku.world.sample.MIXES)."""
-    from ..video_io import write_video
-    from ..world.make import PIX_FMT, make_dataset
+    world's scene mix (MIXES)."""
     from .report import read_manifest, score_manifest
+    from .truth import make_split, write_like_world
 
     out_dir = Path(out_dir)
-    manifest = make_dataset(out_dir / "world", count, split, seed, sizes=((height, width),), frames=(frames,),
-                            fps=fps, workers=1, progress=not quiet, mix=mix)
+    manifest = make_split(out_dir / "world", split, count, seed, height, width, frames, fps, mix=mix,
+                          progress=not quiet)
     entries, _ = read_manifest(manifest)
-    for i, e in enumerate(entries):
+    for i, e in enumerate(tqdm(entries, desc="generate", unit="clip", disable=quiet)):
         video = pipe.generate(e["caption"], frames=frames, height=height, width=width, fps=fps, steps=steps,
                               guidance=guidance, seed=seed + i)
         # Written like the world's own clips (full-resolution colour), so the printed floor applies to them.
-        write_video(out_dir / "generated" / e["video"], video.frames, video.fps, pix_fmt=PIX_FMT)
+        write_like_world(out_dir / "generated" / e["video"], video.frames, video.fps)
     return score_manifest(manifest, out_dir / "generated", out_dir, floor_count=floor_count,
                           real_dir=out_dir / "world", quiet=quiet)
 
@@ -41,9 +55,10 @@ def cmd_run(args) -> int:
     import tenku
 
     pipe = tenku.load_pipeline(args.model)
-    run_benchmark(pipe, args.out, args.split, args.count, args.seed, args.frames, args.height, args.width,
-                  args.fps, args.steps, args.guidance, floor_count=args.floor_count, mix=args.mix)
-    return 0
+    report = run_benchmark(pipe, args.out, args.split, args.count, args.seed, args.frames, args.height,
+                           args.width, args.fps, args.steps, args.guidance, floor_count=args.floor_count,
+                           mix=args.mix)
+    return nothing_scored(report)
 
 
 def register_cli(subparsers) -> None:
@@ -54,13 +69,14 @@ def register_cli(subparsers) -> None:
     s.add_argument("--manifest", required=True, help="manifest.jsonl (docs/manifest.md)")
     s.add_argument("--videos", required=True, help="folder the manifest's `video` paths are relative to")
     s.add_argument("--out", default="worldbench", help="where report.json, report.md and contact_sheet.png go")
-    s.add_argument("--floor-count", type=int, default=8, help="ground-truth clips for the detector floor")
+    s.add_argument("--floor-count", type=int, default=8,
+                   help="ground-truth clips rendered from the manifest's scenes for the floor and chance rows")
     s.set_defaults(func=cmd_score)
 
     r = sub.add_parser("run", help="make a world split, generate its captions with a model, score them")
     r.add_argument("--model", help="model directory (default: the model shipped with Tenku)")
-    r.add_argument("--split", default="id", help="world split: train, id, ood, combo or paraphrase")
-    r.add_argument("--mix", default="full", help="scene mix: full, simple or uniform (tenku.world.sample.MIXES)")
+    r.add_argument("--split", default="id", choices=SPLITS, help="world split")
+    r.add_argument("--mix", default="full", choices=tuple(MIXES), help="scene mix of the split")
     r.add_argument("--count", type=int, default=8, help="clips")
     r.add_argument("--seed", type=int, default=0, help="world and sampling seed")
     r.add_argument("--frames", type=int, default=17, help="frames per clip")
@@ -70,5 +86,6 @@ def register_cli(subparsers) -> None:
     r.add_argument("--steps", type=int, help="sampler steps (default: the model's)")
     r.add_argument("--guidance", type=float, help="guidance scale (default: the model's)")
     r.add_argument("--out", default="worldbench", help="output folder")
-    r.add_argument("--floor-count", type=int, default=8, help="ground-truth clips for the detector floor")
+    r.add_argument("--floor-count", type=int, default=8,
+                   help="unused by run: the floor and chance rows are measured on every ground-truth clip")
     r.set_defaults(func=cmd_run)

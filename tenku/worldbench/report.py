@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import json
 import math
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from tqdm import tqdm
+
+from .chance import chance_rows
 from .metrics import LOWER_IS_BETTER, score_clip
 from .prompt import parse_prompt
 from .spec import spec_from_scene
+from .truth import render_truth
 
 SHEET_FRAMES = 6  # frames per contact-sheet row
 
@@ -61,11 +64,11 @@ def aggregate(clips: list[dict]) -> dict:
     return out
 
 
-def score_entries(entries, videos_dir, keep_frames: bool = False) -> tuple[list[dict], list[np.ndarray]]:
+def score_entries(entries, videos_dir, progress: str | None = None) -> tuple[list[dict], list[np.ndarray]]:
     """Score each manifest entry's video (found at videos_dir / entry['video']). A missing or undecodable video
-    is recorded with its reason and the run carries on."""
+    is recorded with its reason and the run carries on. `progress`: a progress bar's label (None: no bar)."""
     clips, feats = [], []
-    for e in entries:
+    for e in tqdm(entries, desc=progress, unit="clip", disable=progress is None):
         rec = {"id": e.get("id", e["video"]), "video": e["video"], "caption": e["caption"], "line": e.get("_line")}
         try:
             frames, fps = read_video(Path(videos_dir) / e["video"])
@@ -80,32 +83,8 @@ def score_entries(entries, videos_dir, keep_frames: bool = False) -> tuple[list[
     return clips, feats
 
 
-def detector_floor(entries, count: int = 8) -> dict:
-    """The metrics on ground-truth clips rendered from the first `count` scenes (H.264 round trip included), or
-    from `id` world scenes when the manifest has none: the best score the detectors allow."""
-    from ..video_io import write_video
-    from ..world.make import PIX_FMT
-    from ..world.render import render
-    from ..world.sample import sample_scene
-    from ..world.scene import Scene
-
-    scenes = [Scene.from_dict(e["scene"], e.get("fps"), e.get("height"), e.get("width"))
-              for e in entries if e.get("scene")][:count]
-    if not scenes:
-        scenes = [sample_scene("id", i) for i in range(count)]
-    with tempfile.TemporaryDirectory() as tmp:
-        gt = []
-        for i, s in enumerate(scenes):
-            write_video(Path(tmp) / f"{i}.mp4", render(s), s.fps, pix_fmt=PIX_FMT)  # as world make writes them
-            gt.append({"video": f"{i}.mp4", "caption": "", "fps": s.fps, "scene": s.to_dict()})
-        clips, _ = score_entries(gt, tmp)
-    return aggregate(clips)
-
-
-def chance_summary(entries, real_dir) -> dict:
-    """Aggregated chance rows (chance.py) on the manifest's own ground-truth clips and prompts."""
-    from .chance import chance_rows
-
+def read_truth(entries, real_dir) -> list[tuple]:
+    """(frames, fps, Spec) of the manifest's ground-truth clips found under real_dir."""
     truth = []
     for e in entries:
         try:
@@ -113,6 +92,24 @@ def chance_summary(entries, real_dir) -> dict:
         except (ValueError, OSError):
             continue
         truth.append((frames, float(e.get("fps") or fps), spec_of(e)))
+    return truth
+
+
+def score_truth(truth, progress: str | None = None) -> tuple[list[dict], list[np.ndarray]]:
+    """score_entries for (frames, fps, Spec) items in memory."""
+    out = [score_clip(f, fps, spec) for f, fps, spec in tqdm(truth, desc=progress, unit="clip",
+                                                              disable=progress is None)]
+    return [{"metrics": m} for m, _ in out], [f for _, f in out]
+
+
+def detector_floor(entries, count: int = 8) -> dict:
+    """The metrics on ground-truth clips rendered from the first `count` scenes (H.264 round trip included), or
+    from `id` world scenes when the manifest has none: the best score the detectors allow."""
+    return aggregate(score_truth(render_truth(entries, count))[0])
+
+
+def chance_summary(truth) -> dict:
+    """Aggregated chance rows (chance.py) on ground-truth (frames, fps, Spec) items and their prompts."""
     return {name: aggregate(clips) for name, clips in chance_rows(truth).items()} if truth else {}
 
 
@@ -169,23 +166,27 @@ def contact_sheet(clips: list[dict], videos_dir, path) -> dict:
 
 def score_manifest(manifest, videos_dir, out_dir, floor_count: int = 8, real_dir=None, quiet: bool = False) -> dict:
     """Score every clip of a manifest; write report.json, report.md and contact_sheet.png into out_dir.
-    `real_dir`: folder with the manifest's ground-truth videos, for the Frechet distance and the floor."""
+    `real_dir`: folder with the manifest's ground-truth videos, for the floor, the chance rows and the Frechet
+    distance; without it they come from `floor_count` clips rendered from the manifest's scenes. When no clip
+    could be scored, report["scored"] is 0 and neither floor nor chance rows are computed."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    bar = None if quiet else "score"
     entries, errors = read_manifest(manifest)
-    clips, feats = score_entries(entries, videos_dir)
-    summary = aggregate(clips)
-    chance = {}
-    if real_dir is not None:
-        real, real_feats = score_entries(entries, real_dir)
-        floor, fd = aggregate(real), frechet(feats, real_feats)
-        chance = chance_summary(entries, real_dir)
-    else:
-        floor, fd = detector_floor(entries, floor_count), None
+    clips, feats = score_entries(entries, videos_dir, progress=bar)
     failed = [c for c in clips if "error" in c]
-    report = {"manifest": str(manifest), "videos": str(videos_dir), "clips": clips, "summary": summary,
-              "floor": floor, "chance": chance, "frechet_distance": fd, "manifest_errors": errors,
-              "failed": [{"id": c["id"], "error": c["error"]} for c in failed]}
+    report = {"manifest": str(manifest), "videos": str(videos_dir), "clips": clips, "scored": len(feats),
+              "manifest_errors": errors, "failed": [{"id": c["id"], "error": c["error"]} for c in failed]}
+    if not feats:
+        (out_dir / "report.json").write_text(json.dumps(report, indent=1, default=float))
+        return report
+    # 1. The model's scores; 2. the floor (ground truth) and 3. the chance rows, on the same prompts.
+    summary = aggregate(clips)
+    truth = read_truth(entries, real_dir) if real_dir is not None else render_truth(entries, floor_count)
+    real, real_feats = score_truth(truth, progress=None if quiet else "floor")
+    floor, fd = aggregate(real), frechet(feats, real_feats) if real_dir is not None else None
+    chance = chance_summary(truth)
+    report.update(summary=summary, floor=floor, chance=chance, frechet_distance=fd)
     report["contact_sheet"] = contact_sheet(clips, videos_dir, out_dir / "contact_sheet.png")
     text = [f"# WorldBench: {len(clips) - len(failed)} of {len(clips)} clips scored", "",
             table(summary, floor, fd, chance), "",
