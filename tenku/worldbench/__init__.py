@@ -4,8 +4,10 @@
     metrics, features = score_clip(frames, fps, spec_from_scene(scene_dict))   # or parse_prompt(caption)
     score_manifest("manifest.jsonl", "videos/", "out/")   # report.json, report.md, contact_sheet.png
 
-Modules: colors (vocabulary from the world's palette), detect, spec, prompt (caption parser), metrics, frechet,
-report, cli (`tenku worldbench score|run`).
+Modules: colors (vocabulary from the neutral `tenku.vocab`), detect, shapes (the detector's own templates), objects
+(which tracks are coherent objects: the gate on every prompt attribute), spec, prompt (caption parser), metrics,
+chance (noise, frozen, shuffled and mirrored rows), frechet, report, truth (the one module that imports the
+world: ground truth for the floor and the chance rows), seams, cli (`tenku worldbench score|run`).
 """
 
 from .detect import detect_frames
