@@ -49,3 +49,15 @@ def test_baselines_keep_the_clip_shape():
         assert baseline(name, f, rng).shape == f.shape
     with pytest.raises(ValueError, match="unknown chance row"):
         baseline("static", f, rng)
+
+
+def test_shuffled_row_meets_its_expected_chance_level():
+    from tenku.worldbench.chance import agreement, shuffled_expected
+
+    scenes = [sample_scene("id", i) for i in range(10)]
+    truth = [(render(s), s.fps, spec_from_scene(s.to_dict(), s.fps)) for s in scenes]
+    assert all(v == 1.0 for k, v in agreement(truth[0][2], truth[0][2]).items() if k != "left_right_confusion")
+    expected = shuffled_expected(truth)
+    measured = aggregate(chance_rows(truth)["shuffled captions"])
+    for k in ("color_accuracy", "shape_accuracy", "direction_accuracy"):
+        assert abs(measured[k]["mean"] - expected[k]) <= 0.1, (k, measured[k]["mean"], expected[k])

@@ -12,7 +12,7 @@ import numpy as np
 
 from tqdm import tqdm
 
-from .chance import chance_rows
+from .chance import chance_rows, shuffled_expected
 from .metrics import LOWER_IS_BETTER, score_clip
 from .prompt import parse_prompt
 from .spec import spec_from_scene
@@ -108,9 +108,9 @@ def detector_floor(entries, count: int = 8) -> dict:
     return aggregate(score_truth(render_truth(entries, count))[0])
 
 
-def chance_summary(truth) -> dict:
+def chance_summary(truth, progress: str | None = None) -> dict:
     """Aggregated chance rows (chance.py) on ground-truth (frames, fps, Spec) items and their prompts."""
-    return {name: aggregate(clips) for name, clips in chance_rows(truth).items()} if truth else {}
+    return {name: aggregate(clips) for name, clips in chance_rows(truth, progress=progress).items()} if truth else {}
 
 
 def frechet(feats, real_feats) -> float:
@@ -185,14 +185,18 @@ def score_manifest(manifest, videos_dir, out_dir, floor_count: int = 8, real_dir
     truth = read_truth(entries, real_dir) if real_dir is not None else render_truth(entries, floor_count)
     real, real_feats = score_truth(truth, progress=None if quiet else "floor")
     floor, fd = aggregate(real), frechet(feats, real_feats) if real_dir is not None else None
-    chance = chance_summary(truth)
-    report.update(summary=summary, floor=floor, chance=chance, frechet_distance=fd)
+    chance = chance_summary(truth, progress=None if quiet else "chance")
+    expected = shuffled_expected(truth) if len(truth) > 1 else {}
+    report.update(summary=summary, floor=floor, chance=chance, shuffled_expected=expected, frechet_distance=fd)
     report["contact_sheet"] = contact_sheet(clips, videos_dir, out_dir / "contact_sheet.png")
     text = [f"# WorldBench: {len(clips) - len(failed)} of {len(clips)} clips scored", "",
             table(summary, floor, fd, chance), "",
             "floor = the same metrics on ground-truth clips (H.264); the chance rows (tenku/worldbench/chance.py) are"
             " the same metrics on noise, a frozen first frame, shuffled captions and mirrored ground truth."
             " Read model scores against both."]
+    if expected:
+        text.append("shuffled captions, expected from the scenes alone (a perfect detector): " +
+                    ", ".join(f"{k} {v:.4f}" for k, v in expected.items()))
     text += [f"- {e['error']}" for e in errors] + [f"- {c['id']}: {c['error']}" for c in failed]
     md = "\n".join(text) + "\n"
     (out_dir / "report.md").write_text(md)
