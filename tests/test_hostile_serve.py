@@ -148,3 +148,50 @@ def test_zero_is_refused_not_defaulted(tmp_path, field):
     with TestClient(create_app(FakePipeline(step_seconds=0), tmp_path / "d", start_worker=False)) as c:
         r = c.post("/v1/jobs", data={"prompt": "p", field: 0})
     assert r.status_code == 422 and r.json()["limit"] == f"max_{field}" and "got 0" in r.json()["detail"]
+
+
+def test_over_a_real_socket_the_refusal_comes_before_the_body(tmp_path):
+    """The same through uvicorn on loopback: without a token the 401 arrives before one body byte is sent;
+    with it, an endless chunked upload is answered 413 after about the cap, not read to the end."""
+    import socket
+
+    from tenku.serve.background import serve_in_thread
+
+    app = create_app(FakePipeline(step_seconds=0), tmp_path / "d", token="s3cret",
+                     limits=Limits(max_upload_bytes=64 * 1024), start_worker=False)
+    cap = 64 * 1024 * 5 + (1 << 20)
+
+    def open_post(base, auth):
+        host, port = base.removeprefix("http://").split(":")
+        s = socket.create_connection((host, int(port)), timeout=10)
+        s.sendall(b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n" + auth +
+                  b"Content-Type: multipart/form-data; boundary=b\r\n\r\n")
+        return s
+
+    with serve_in_thread(app) as base:
+        s = open_post(base, b"")
+        assert s.recv(65536).startswith(b"HTTP/1.1 401")  # nothing of the body was sent
+        s.close()
+        s = open_post(base, b"Authorization: Bearer s3cret\r\n")
+        s.settimeout(0.2)
+        sent, reply = 0, b""
+        part = HEAD + b"x" * (CHUNK - len(HEAD))
+        while sent < 100 * cap and not reply:
+            try:
+                s.sendall(b"%x\r\n%s\r\n" % (len(part), part))
+                sent += len(part)
+                reply = s.recv(65536)
+            except socket.timeout:
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            part = b"x" * CHUNK
+        s.settimeout(5)
+        while b"}" not in reply:  # the headers and the JSON body may come in separate packets
+            more = s.recv(65536)
+            if not more:
+                break
+            reply += more
+        s.close()
+    assert reply.startswith(b"HTTP/1.1 413") and b"max_upload_bytes" in reply
+    assert sent < cap + (8 << 20)  # the cap plus what the sockets' buffers held
