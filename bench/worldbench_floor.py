@@ -29,7 +29,7 @@ from tenku.worldbench.spec import spec_from_scene  # noqa: E402
 
 BAR = {"color_accuracy": 0.99, "shape_accuracy": 0.99, "size_accuracy": 0.99, "count_accuracy": 0.99,
        "direction_accuracy": 0.99, "speed_accuracy": 0.99, "velocity_error": 0.02}
-SHOWN = list(BAR) + ["left_right_confusion", "gravity_error", "bounce_accuracy", "object_permanence",
+SHOWN = list(BAR) + ["no_object", "left_right_confusion", "gravity_error", "bounce_accuracy", "object_permanence",
                      "subject_consistency"]
 
 
