@@ -132,7 +132,7 @@ def table(summary: dict, floor: dict, fd: float | None = None, chance: dict | No
         lines.append(f"| {k} | {v['mean']:.4f} | {fl:.4f} | {ch}{'lower' if k in LOWER_IS_BETTER else 'higher'} |"
                      f" {v['n']} |")
     if fd is not None:
-        lines.append(f"| frechet_distance | {fd:.4f} | 0 | lower | - |")
+        lines.append(f"| frechet_distance | {fd:.4f} | 0 | " + "- | " * len(chance) + "lower | - |")
     return "\n".join(lines)
 
 
