@@ -11,7 +11,7 @@ continues each curve from its last checkpoint, up to a larger --minutes.
         --mix uniform --minutes 60 --eval-every 500 --out runs/curve
 
 Data: `--clips` training clips of the scene mix `--mix` (tenku.world.sample.MIXES; `uniform`: one object in
-uniform motion on a plain background), 64x64, 17 frames, seed 0; WorldBench clips from the `id` split of the
+uniform motion on a plain background), 64x64, a quarter single frames and the rest 17 frames, seed 0; WorldBench clips from the `id` split of the
 same mix. Chance levels for each metric are WorldBench's own chance rows (see its report).
 """
 
@@ -33,10 +33,11 @@ def tenku(*args: str) -> None:
 
 def cached_latents(out: Path, mix: str, clips: int, vae: str) -> Path:
     """Make the data set and its latent cache once; later runs reuse them."""
-    data, cache = out / f"data-{mix}-{clips}", out / f"cache-{mix}-{clips}"
+    # A quarter of the clips are single frames: the two-stage recipe's first stage is an image model.
+    data, cache = out / f"data-{mix}-{clips}-f1", out / f"cache-{mix}-{clips}-f1"
     if not (data / "manifest.jsonl").is_file():
         tenku("world", "make", "--out", str(data), "--count", str(clips), "--split", "train", "--seed", "0",
-              "--mix", mix, "--height", "64", "--width", "64", "--frames", "17", "-q")
+              "--mix", mix, "--height", "64", "--width", "64", "--frames-choices", "1,17,17,17", "-q")
     tenku("cache", "--model", vae, "--manifest", str(data / "manifest.jsonl"), "--out", str(cache),
           "--buckets", "64x64", "--frames", "1", "17", "-q")  # images train the two-stage first frame
     return cache
@@ -91,11 +92,15 @@ def main(argv=None) -> None:
     p.add_argument("--eval-count", type=int, default=16, help="WorldBench clips per pass")
     p.add_argument("--eval-steps", type=int, default=10, help="sampler steps per WorldBench clip")
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "curve")
+    p.add_argument("--cache-only", action="store_true", help="make the data and latent cache, train nothing (then"
+                   " run one process per recipe, e.g. OMP_NUM_THREADS=1 each, to train them side by side)")
     p.add_argument("--report-only", action="store_true", help="print the table of existing runs, train nothing")
     args = p.parse_args(argv)
     runs = {Path(r).stem: args.out / f"{Path(r).stem}-{args.mix}" for r in args.recipes}
     if not args.report_only:
         cache = cached_latents(args.out, args.mix, args.clips, args.vae)
+        if args.cache_only:
+            return
         for recipe, run in zip(args.recipes, runs.values()):
             train(recipe, run, cache, args)
     print(f"WorldBench ({args.mix} mix, id split, {args.eval_count} clips, {args.eval_steps} steps) against "
