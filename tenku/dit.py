@@ -87,7 +87,11 @@ class Attention(nn.Module):
 
     def forward(self, x, context=None, rope=None, mask=None):
         B, N, D = x.shape
-        if context is None:
+        if not all(type(m) is nn.Linear for m in (self.q, self.k, self.v)):
+            # Adapters (LoRA, tenku/lora.py) wrap the projections: call them, do not bypass them.
+            kv = x if context is None else context
+            q, k, v = self.q(x), self.k(kv), self.v(kv)
+        elif context is None:
             # Self-attention: one fused matmul for q, k, v (three Linear modules kept for weight compatibility).
             w = torch.cat([self.q.weight, self.k.weight, self.v.weight])  # (3D, D)
             bias = torch.cat([self.q.bias, self.k.bias, self.v.bias])

@@ -1,0 +1,111 @@
+"""LoRA adapters (tenku/lora.py): fresh adapters change nothing, training moves only them, folders round-trip
+exactly, merging equals the unmerged adapter, and bad folders give clear errors."""
+
+import json
+
+import pytest
+import torch
+
+from tenku import flow
+from tenku.checkpoint import CheckpointError, save_tensors
+from tenku.config import preset
+from tenku.dit import DiT
+from tenku.lora import add_lora, lora_state, merge_lora, read_lora, save_lora
+
+pytest.importorskip("peft")
+
+
+def _dit(seed=0):
+    """A tiny DiT that looks trained: its zero-initialised head and gates would pass no gradient to adapters."""
+    torch.manual_seed(seed)
+    dit = DiT(preset("tiny").dit).eval()
+    with torch.no_grad():
+        for p in dit.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return dit
+
+
+def _inputs(seed=1):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, 4, 3, 8, 8, generator=g)  # (B, C, T', h, w)
+    t = torch.rand(2, generator=g)
+    text = torch.randn(2, 5, preset("tiny").dit.text_dim, generator=g)
+    return x, t, text, torch.ones(2, 5, dtype=torch.bool)
+
+
+def _trained(steps=40):
+    """A tiny DiT with rank-4 adapters trained on one fixed batch; returns (dit, frozen copy of base, losses)."""
+    dit = _dit()
+    base = {k: v.clone() for k, v in dit.state_dict().items()}
+    add_lora(dit, rank=4)
+    opt = torch.optim.AdamW([p for p in dit.parameters() if p.requires_grad], lr=2e-2)
+    x, _, text, mask = _inputs()
+    cfg, losses = preset("tiny").flow, []
+    for step in range(steps):
+        g = torch.Generator().manual_seed(step % 2)  # two fixed noise draws: the loss can only fall by learning
+        loss = flow.training_loss(dit.train(), x, text, mask, cfg, generator=g)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return dit.eval(), base, losses
+
+
+def test_fresh_adapter_changes_nothing_and_only_adapters_train():
+    dit, args = _dit(), _inputs()
+    with torch.no_grad():
+        before = dit(*args)
+    add_lora(dit, rank=4)
+    trainable = [n for n, p in dit.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    assert any("self_attn.q" in n for n in trainable) and any("ffn.2" in n for n in trainable)
+    with torch.no_grad():
+        assert torch.equal(dit(*args), before)  # B = 0 at start
+
+
+def test_training_lowers_loss_and_keeps_frozen_weights_bit_identical():
+    dit, base, losses = _trained()
+    assert sum(losses[-4:]) < 0.95 * sum(losses[:4]), losses
+    state = dit.state_dict()
+    for k, v in base.items():  # peft keeps the original weight under base_layer
+        k2 = k if k in state else k.replace(".weight", ".base_layer.weight").replace(".bias", ".base_layer.bias")
+        assert torch.equal(state[k2], v), k
+    with torch.no_grad():
+        assert not torch.allclose(dit(*_inputs()), _dit()(*_inputs()))  # the adapter does change outputs
+
+
+def test_save_load_exact_and_merge_equals_adapter(tmp_path):
+    dit, _, _ = _trained(steps=5)
+    save_lora(dit, tmp_path / "lora", base="tiny-test", clips=8)
+    cfg, state = read_lora(tmp_path / "lora")
+    assert cfg["r"] == 4 and json.loads((tmp_path / "lora" / "tenku_lora.json").read_text())["clips"] == 8
+    for k, v in lora_state(dit).items():
+        assert torch.equal(state[k], v)
+    args = _inputs()
+    with torch.no_grad():
+        want = dit(*args)
+        merged = merge_lora(_dit(), tmp_path / "lora")
+        assert type(merged.blocks[0].self_attn.q) is torch.nn.Linear  # merged away: plain layers again
+        torch.testing.assert_close(merged(*args), want, rtol=1e-5, atol=1e-5)
+        zero = merge_lora(_dit(), tmp_path / "lora", scale=0.0)
+        torch.testing.assert_close(zero(*args), _dit()(*args), rtol=1e-6, atol=1e-6)
+
+
+def test_bad_folders_give_clear_errors(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        read_lora(tmp_path / "nope")
+    (tmp_path / "pickle").mkdir()
+    (tmp_path / "pickle" / "adapter_model.bin").write_bytes(b"\x80\x04")
+    with pytest.raises(CheckpointError, match="safetensors only"):
+        read_lora(tmp_path / "pickle")
+    dit, _, _ = _trained(steps=1)
+    save_lora(dit, tmp_path / "ok")
+    bigger = preset("tiny").dit
+    bigger.num_layers = 1  # the adapter has blocks.1, this model has not
+    with pytest.raises(CheckpointError, match="lacks"):
+        merge_lora(DiT(bigger), tmp_path / "ok")
+    save_tensors(tmp_path / "ok" / "adapter_model.safetensors", {"w": torch.zeros(1)})
+    with pytest.raises(CheckpointError, match="not LoRA adapter weights"):
+        read_lora(tmp_path / "ok")
+    with pytest.raises(ValueError, match="rank"):
+        add_lora(_dit(), rank=0)
