@@ -14,24 +14,22 @@ FEATURES = ["tenku.world.cli", "tenku.worldbench.cli", "tenku.cache", "tenku.tra
 def cmd_generate(args) -> int:
     from tqdm import tqdm
 
-    from .long_video import generate_long, parse_storyboard
-    from .budget import MAX_VIDEO_FRAMES
-    from .pipeline import check_number, load_pipeline
+    from .pipeline import load_pipeline
+    from .request import GenerateRequest
     from .video_io import check_writable
 
     pipe = load_pipeline(args.model)
-    d = pipe.cfg.sample
-    # 1. Every option checked before any work (None = the model's default; 0, NaN and negatives are refused).
-    fps, _, _, _ = pipe.options(args.fps, args.steps, args.guidance, args.sampler)
-    frames = pipe.frames_for_seconds(args.seconds, fps) if args.seconds is not None else args.frames
-    if frames is not None:
-        check_number("frames", frames, 1, MAX_VIDEO_FRAMES, integer=True, why="the longest video")
-    given = any(x is not None for x in (args.image, args.last_image, args.extend, args.connect, args.edit))
-    storyboard = len(parse_storyboard(args.prompt)) > 1
-    long = not given and (storyboard or (d.frames if frames is None else frames) > d.max_frames)
-    single = not long and (d.frames if frames is None else frames) == 1 and not (args.extend or args.connect or args.loop)
-    out = _output_path(args.output, single)
+    # 1. The flags as one request, checked before any work (None = the model's default; 0, NaN and negatives
+    # are refused). The pipeline decides between one clip and a sliding window, as for the server.
+    request = GenerateRequest.from_inputs(
+        _read_storyboard(args.prompt), image=args.image, last_image=args.last_image, extend=args.extend,
+        connect=args.connect, loop=args.loop, edit=args.edit, direction=args.direction, strength=args.strength,
+        frames=args.frames, seconds=args.seconds, height=args.height, width=args.width, fps=args.fps,
+        steps=args.steps, guidance=args.guidance, sampler=args.sampler, seed=args.seed, window=args.window,
+        history=args.history)
+    out = _output_path(args.output, pipe.check(request).one_frame)
     check_writable(out)  # a folder or an unwritable path fails now, not after the video is made
+    # 2. Generate, streaming into the file.
     bar = tqdm(desc="sampling", unit="step", disable=args.quiet, file=sys.stderr)
 
     def progress(step, total):
@@ -39,27 +37,16 @@ def cmd_generate(args) -> int:
             bar.reset(total)
         bar.update(step - bar.n)
 
-    # 2. Long videos and storyboards slide a window over time; everything else is one clip.
-    if long:
-        seconds = args.seconds if args.seconds is not None else (d.frames if frames is None else frames) / fps
-        bar.set_description("windows")
-        generate_long(pipe, args.prompt, seconds, out, fps=fps, height=args.height, width=args.width,
-                      window=d.max_frames if args.window is None else args.window, history=args.history,
-                      seed=args.seed, steps=args.steps, guidance=args.guidance, sampler=args.sampler,
-                      callback=progress)
-        bar.close()
-        print(out)
-        return 0
-    if frames is not None and not given:  # fail before any work
-        pipe.check_size(frames, d.height if args.height is None else args.height,
-                        d.width if args.width is None else args.width)
-    video = pipe.generate(args.prompt, frames=frames, height=args.height, width=args.width, fps=fps, steps=args.steps,
-                          guidance=args.guidance, sampler=args.sampler, seed=args.seed, callback=progress,
-                          image=args.image, last_image=args.last_image, extend=args.extend, direction=args.direction,
-                          connect=args.connect, loop=args.loop, edit=args.edit, strength=args.strength)
+    pipe.save(request, out, progress)
     bar.close()
-    print(video.save(_output_path(args.output, len(video.frames) == 1)))
+    print(out)
     return 0
+
+
+def _read_storyboard(prompt: str) -> str:
+    """A prompt, or the text of a storyboard .json file it names."""
+    path = Path(prompt.strip())
+    return path.read_text() if path.suffix == ".json" and path.is_file() else prompt
 
 
 def _output_path(output: str | None, single: bool) -> Path:

@@ -49,7 +49,7 @@ def check_frame_size(size: tuple[int, int], height: int, width: int, what: str) 
     h, w = size
     if (h, w) != (height, width):
         raise ValueError(f"{what} is {w}x{h} (WxH) but the video is {width}x{height}; "
-                         f"pass --width {w} --height {h} or resize the input")
+                         f"resize it, or ask for width {w} and height {h}")
 
 
 def valid_prefix(n: int) -> int:

@@ -1,36 +1,31 @@
-"""Prompt -> video: the one code path shared by the CLI, the server and notebooks."""
+"""A GenerateRequest -> video: the one code path shared by the CLI, the server, the web page and notebooks.
+
+The request is validated here (tenku/request.py, with this model's config and this device's memory), and
+the pipeline alone decides how it is made: one clip, or a sliding window over time (tenku/long_video.py).
+"""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
-from . import flow
-from .budget import MAX_SIDE, MAX_VIDEO_FRAMES, check_budget, memory_budget
+from . import flow, long_video
+from .budget import memory_budget
 from .checkpoint import check_before_build, load_model_config, load_state
 from .config import ModelConfig
 from .dit import DiT
 from .conditioning import Conditioner, Plan, check_frame_size, load_frames, valid_prefix
-from .sampler import SAMPLERS, Conditioning, GuidedVelocity, sample
+from .request import MAX_INPUT_FRAMES, Checked, GenerateRequest, check_size, spatial_stride
+from .sampler import Conditioning, GuidedVelocity, sample
 from .text import load_text_encoder
-from .vae import VideoVAE, nearest_valid
-from .video_io import peek_media, tensor_to_frames, write_video
+from .vae import VideoVAE
+from .video_io import VideoWriter, tensor_to_frames, write_video
 
 DEFAULT_MODEL = Path(__file__).parent / "assets" / "world-xs"
-MAX_INPUT_FRAMES = 4097  # frames of a given video (extend, connect, edit)
-
-
-def check_number(name: str, value, lo: float, hi: float, integer: bool = False, why: str = "") -> None:
-    """ValueError unless `value` is a finite number (an integer if asked) in [lo, hi]: NaN, 0 for a count and
-    negatives are refused with the range, never replaced by a default. `why` explains the upper limit."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and lo <= value <= hi
-    if not ok or (integer and not float(value).is_integer()):
-        raise ValueError(f"{name} must be {'an integer' if integer else 'a number'} in [{lo:g}, {hi:g}], got "
-                         f"{value!r}{f' ({why})' if why else ''}")
+Callback = Callable[[int, int], None]  # callback(step, total) after every sampler step
 
 
 @dataclass
@@ -69,62 +64,55 @@ class Pipeline:
     @property
     def spatial_stride(self) -> int:
         """Pixels per token side: VAE compression x DiT patch (e.g. 8 x 2 = 16)."""
-        return self.cfg.vae.spatial_compression * self.cfg.dit.patch_size[1]
+        return spatial_stride(self.cfg)
 
     def check_size(self, frames: int, height: int, width: int, given_frames: int = 0) -> tuple[int, int, int]:
-        """Latent grid (T', h, w) for a pixel size, or a ValueError that names the nearest valid values, the
-        upper limit, or the memory the size would need (an upper estimate, with `given_frames` input frames)."""
-        pt = self.cfg.dit.patch_size[0]
-        s = self.spatial_stride
-        errors = []
-        for name, v, hi in (("frames", frames, MAX_VIDEO_FRAMES), ("height", height, MAX_SIDE), ("width", width, MAX_SIDE)):
-            if not isinstance(v, int) or isinstance(v, bool):
-                raise ValueError(f"{name} must be an integer, got {v!r}")
-            if v > hi:
-                errors.append(f"{name} must be at most {hi} (got {v})")
-        if errors:
-            raise ValueError("; ".join(errors))
-        if frames < 1 or (frames - 1) % 4 or ((frames - 1) // 4 + 1) % pt:
-            ok = lambda n: (n - 1) % 4 == 0 and ((n - 1) // 4 + 1) % pt == 0
-            errors.append(f"frames must be 1 + 4k (got {frames}; nearest valid: {nearest_valid(int(frames), ok, 1)})")
-        for name, v in (("height", height), ("width", width)):
-            if v < s or v % s:
-                near = nearest_valid(int(v), lambda n: n % s == 0, s)
-                errors.append(f"{name} must be a positive multiple of {s} (got {v}; nearest valid: {near})")
-        if errors:
-            raise ValueError("; ".join(errors))
-        check_budget(self.cfg, frames, height, width, self.memory_budget, given_frames)
-        return (frames - 1) // 4 + 1, height // self.cfg.vae.spatial_compression, width // self.cfg.vae.spatial_compression
+        """Latent grid (T', h, w) of one clip, or a ValueError naming the nearest valid values, the upper limit,
+        or the memory the clip would need here (an upper estimate, with `given_frames` input frames)."""
+        return check_size(self.cfg, frames, height, width, self.memory_budget, given_frames)
 
-    def frames_for_seconds(self, seconds: float, fps: float) -> int:
-        """The valid frame count (1 + 4k, at least 5: a duration asks for a video) closest to `seconds`."""
-        check_number("fps", fps, 0.1, 240)
-        check_number("seconds", seconds, 1e-3, MAX_VIDEO_FRAMES / fps, why=f"the longest video is {MAX_VIDEO_FRAMES} frames")
-        k = max(1, round((seconds * fps - 1) / 4))
-        return 1 + 4 * k
+    # ---- requests
+    def check(self, request: GenerateRequest) -> Checked:
+        """The request validated for this model and this device's memory: every option resolved, and one clip
+        or a window plan. A RequestError (a ValueError) names what to change."""
+        return request.validate(self.cfg, self.memory_budget)
+
+    def stream(self, request: GenerateRequest, callback: Callback | None = None) -> Iterator[torch.Tensor]:
+        """Validates now, then yields the video as it is made: (T, H, W, 3) uint8, one clip or window by window.
+        callback(step, total) counts sampler steps over the whole video."""
+        return self._stream(self.check(request), callback)
+
+    def _stream(self, checked: Checked, callback: Callback | None) -> Iterator[torch.Tensor]:
+        if checked.windows is None:
+            yield self.generate_clip(checked.request, checked.shots[0].prompt, callback)
+        else:
+            yield from long_video.windows(self, checked, callback)
+
+    def run(self, request: GenerateRequest, callback: Callback | None = None) -> Video:
+        """Generate the video in memory (`save` streams a long one into a file instead)."""
+        checked = self.check(request)
+        return Video(torch.cat(list(self._stream(checked, callback))), checked.request.fps)
+
+    def save(self, request: GenerateRequest, path: str | Path, callback: Callback | None = None) -> int:
+        """Generate into `path` (an mp4, written as the frames are made, so memory does not grow with the length;
+        or a .png for one frame); returns the number of frames. The file appears whole or not at all."""
+        checked, path = self.check(request), Path(path)
+        if path.suffix.lower() == ".png":
+            frames = torch.cat(list(self._stream(checked, callback)))
+            write_video(path, frames, checked.request.fps)  # refuses more than one frame
+            return len(frames)
+        with VideoWriter(path, checked.request.fps) as writer:
+            for frames in self._stream(checked, callback):
+                writer.write(frames)
+        return writer.frames_written
+
+    def generate(self, prompt: str, callback: Callback | None = None, **kwargs) -> Video:
+        """`run` with keywords: `image=` / `last_image=`, `extend=` (+ `direction=`), `connect=(a, b)`, `loop=True`
+        or `edit=` (+ `strength=`) choose the mode (GenerateRequest.from_inputs); the others are GenerateRequest
+        fields (frames, seconds, height, width, fps, steps, guidance, sampler, seed, window, history)."""
+        return self.run(GenerateRequest.from_inputs(prompt, **kwargs), callback)
 
     # ---- generation
-    def options(self, fps=None, steps=None, guidance=None, sampler=None) -> tuple[float, int, float, str]:
-        """(fps, steps, guidance, sampler): the model's default for each option left None, every one checked.
-        0 is a value like any other (refused where it is out of range), never a request for the default."""
-        d = self.cfg.sample
-        fps = d.fps if fps is None else fps
-        steps = d.steps if steps is None else steps
-        guidance = d.guidance if guidance is None else guidance
-        sampler = d.sampler if sampler is None else sampler
-        check_number("fps", fps, 0.1, 240)
-        check_number("steps", steps, 1, 1000, integer=True)
-        check_number("guidance", guidance, 0, 100)
-        if sampler not in SAMPLERS:
-            raise ValueError(f"unknown sampler {sampler!r}; choose from {', '.join(SAMPLERS)}")
-        return fps, int(steps), guidance, sampler
-
-    def _defaults(self, frames, height, width, fps, steps, guidance, sampler):
-        d = self.cfg.sample
-        fps, steps, guidance, sampler = self.options(fps, steps, guidance, sampler)
-        height, width = (d.height if height is None else height), (d.width if width is None else width)
-        return frames, height, width, fps, steps, guidance, sampler
-
     def encode_prompt(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
         if not isinstance(prompt, str) or not prompt.strip():
             raise ValueError("prompt must be a non-empty string")
@@ -164,89 +152,56 @@ class Pipeline:
         return tensor_to_frames(self.vae.decode(self.vae.denormalize(z))[0])
 
     @torch.inference_mode()
-    def generate(self, prompt: str, frames: int | None = None, height: int | None = None, width: int | None = None,
-                 fps: float | None = None, steps: int | None = None, guidance: float | None = None,
-                 sampler: str | None = None, seed: int = 0, callback: Callable[[int, int], None] | None = None,
-                 image=None, last_image=None, extend=None, direction: str = "forward", connect=None,
-                 loop: bool = False, edit=None, strength: float = 0.6) -> Video:
-        """Generate one video. Unset options take the model's defaults (config.json "sample").
-
-        Modes (inputs are file paths or uint8 frames (T, H, W, 3)); given frames are kept exactly:
-          image / last_image  first and/or last frame given; `frames` is the whole length
-          extend + direction  "forward": continue after the video; "backward": what came before it;
-                              `frames` new frames (rounded up to the 4-frame latent grid)
-          connect=(a, b)      a transition of `frames` new frames (rounded up likewise) so that a flows into b
-          loop                the clip, then a transition back into its first frame
-          edit + strength     re-generate a video from a new prompt, keeping layout and motion at low strength
-        Sizes default to the inputs' own size.
-        """
-        modes = [m for m, on in (("image", image is not None or last_image is not None), ("extend", extend is not None),
-                                 ("connect", connect is not None), ("loop", loop), ("edit", edit is not None)) if on]
-        if len(modes) > 1:
-            raise ValueError(f"choose one mode, got {' + '.join(modes)}")
-        sources = {name: src for name, src in (("image", image), ("last image", last_image), ("extend", extend),
-                                                ("edit", edit)) if src is not None}
-        if connect is not None:
-            if len(connect) != 2:
-                raise ValueError("connect takes two videos (a, b)")
-            sources["connect a"], sources["connect b"] = connect
-        # 1. Sizes from the inputs' headers (the inputs' size unless asked otherwise; all must agree), and
-        # every option checked, before anything is decoded: a huge or mismatched input costs nothing.
-        peeked = {name: _peek(src, name) for name, src in sources.items()}  # (frames or None, H, W)
-        if peeked:
-            _, h0, w0 = next(iter(peeked.values()))
-            height, width = (h0 if height is None else height), (w0 if width is None else width)
-        frames, height, width, fps, steps, guidance, sampler = self._defaults(
-            frames, height, width, fps, steps, guidance, sampler)
-        for name, (_, h, w) in peeked.items():
-            check_frame_size((h, w), height, width, name)
-        if peeked:
-            self.check_size(1, height, width, sum(n or MAX_INPUT_FRAMES for n, _, _ in peeked.values()))
-        # 2. Decode the inputs.
-        inputs = {name: load_frames(src, name, MAX_INPUT_FRAMES) for name, src in sources.items()}
+    def generate_clip(self, req: GenerateRequest, prompt: str, callback: Callback | None = None) -> torch.Tensor:
+        """One clip of a validated request (`Checked.request`, every option resolved) -> (T, H, W, 3) uint8.
+        `prompt` is the clip's own (a storyboard's shot); given frames are kept exactly."""
+        # 1. Decode the given media (validate read their headers; the frames must agree with them).
+        inputs = {name: load_frames(src, name, MAX_INPUT_FRAMES) for name, src in req.inputs().items()}
         for name, f in inputs.items():
-            check_frame_size(f.shape[1:3], height, width, name)
+            check_frame_size(f.shape[1:3], req.height, req.width, name)
         cond = Conditioner(self.vae, self.device)
-        args = dict(steps=steps, guidance=guidance, sampler=sampler, seed=seed, callback=callback)
-
-        if edit is not None:
-            if not 0.0 < strength <= 1.0:
-                raise ValueError(f"strength must be in (0, 1], got {strength}")
-            src = inputs["edit"][: valid_prefix(len(inputs["edit"]))]
-            T, h, w = self.check_size(len(src), height, width)
-            z = self.sample_latents(prompt, T, h, w, x_start=cond.encode(src), t_start=strength, **args)
-            return Video(self.decode_latents(z), fps)
-        if extend is not None or connect is not None:
-            if direction not in ("forward", "backward"):
-                raise ValueError(f"direction must be 'forward' or 'backward', got {direction!r}")
-            forward = connect is not None or direction == "forward"
-            backward = connect is not None or direction == "backward"
-            head_px = (inputs["connect a"] if connect is not None else inputs["extend"]) if forward else None
-            tail_px = (inputs["connect b"] if connect is not None else inputs["extend"]) if backward else None
-            new = self.cfg.sample.frames - 1 if frames is None else frames
-            return self._bridge(prompt, new, head_px, tail_px, height, width, fps, cond, args)
-
-        frames = self.cfg.sample.frames if frames is None else frames
-        T, h, w = self.check_size(frames, height, width, sum(len(f) for f in inputs.values()))
-        plan = None
-        if image is not None or last_image is not None:
-            img = inputs["image"][:1] if image is not None else None
-            last = inputs["last image"][-1:] if last_image is not None else None
-            plan = cond.plan(T, None if img is None else cond.encode(img),
-                             None if last is None else cond.tail_latents(last)[0], img, last)
-        z = self.sample_latents(prompt, T, h, w, plan=plan, **args)
-        out = self.decode_latents(z)
-        if plan is not None:
-            out = plan.assemble(out)
-        if loop:
+        args = dict(steps=req.steps, guidance=req.guidance, sampler=req.sampler, seed=req.seed, callback=callback)
+        size = (req.height, req.width)
+        # 2. Every mode is given latent frames held clean while the rest are sampled (tenku/conditioning.py).
+        if req.mode == "edit":
+            return self._edit(prompt, inputs["video"], req, cond, args)
+        if req.mode == "extend":
+            head, tail = (inputs["video"], None) if req.direction == "forward" else (None, inputs["video"])
+            return self._bridge(prompt, req.frames, head, tail, size, cond, args)
+        if req.mode == "connect":
+            return self._bridge(prompt, req.frames, inputs["video_a"], inputs["video_b"], size, cond, args)
+        out = self._first_last(prompt, req.frames, inputs.get("image"), inputs.get("last_image"), size, cond, args)
+        if req.mode == "loop":
             # A transition from the clip's end back into its first frame, generated as a connection;
             # the loop is the clip followed by the transition (its last frame flows into frame 0).
-            args["seed"] = seed + 1
-            bridge = self._bridge(prompt, max(4, frames // 2), out.numpy(), out.numpy(), height, width, fps, cond, args)
-            out = bridge.frames[: len(bridge.frames) - len(out)]
-        return Video(out, fps)
+            args["seed"] = req.seed + 1
+            bridge = self._bridge(prompt, max(4, req.frames // 2), out.numpy(), out.numpy(), size, cond, args)
+            out = bridge[: len(bridge) - len(out)]
+        return out
 
-    def _bridge(self, prompt, new, head_px, tail_px, height, width, fps, cond, args) -> Video:
+    def _first_last(self, prompt, frames, image, last_image, size, cond, args) -> torch.Tensor:
+        """Text-to-video, with the first and/or last frame given (image-to-video, interpolation)."""
+        T, h, w = self.check_size(frames, *size, sum(len(f) for f in (image, last_image) if f is not None))
+        plan = None
+        if image is not None or last_image is not None:
+            img = image[:1] if image is not None else None
+            last = last_image[-1:] if last_image is not None else None
+            plan = cond.plan(T, None if img is None else cond.encode(img),
+                             None if last is None else cond.tail_latents(last)[0], img, last)
+        out = self.decode_latents(self.sample_latents(prompt, T, h, w, plan=plan, **args))
+        return plan.assemble(out) if plan is not None else out
+
+    def _edit(self, prompt, video, req, cond, args) -> torch.Tensor:
+        """SDEdit: start part-way along the path from the video's latents (t = strength) and sample to 0."""
+        frames = valid_prefix(len(video)) if req.frames is None else req.frames
+        if frames > len(video):
+            raise ValueError(f"edit: frames ({frames}) is more than the video's {len(video)} frames")
+        src = video[:frames]
+        T, h, w = self.check_size(len(src), req.height, req.width)
+        z = self.sample_latents(prompt, T, h, w, x_start=cond.encode(src), t_start=req.strength, **args)
+        return self.decode_latents(z)
+
+    def _bridge(self, prompt, new, head_px, tail_px, size, cond, args) -> torch.Tensor:
         """Generate `new` frames after head_px and/or before tail_px; the given videos are kept whole.
 
         Latent layout: [head latents | m new | tail group latents]. Frames of the inputs that do not fill a
@@ -265,24 +220,15 @@ class Pipeline:
         m = max(1, -(-free // 4))
         T = (head.shape[2] if head is not None else 1) + m + (tail.shape[2] if tail is not None else 0)
         total = 1 + 4 * (T - 1)
-        self.check_size(total, height, width, (len(head_px) if head_px is not None else 0) +
-                        (len(tail_px) if tail_px is not None else 0))
-        h, w = height // self.cfg.vae.spatial_compression, width // self.cfg.vae.spatial_compression
+        _, h, w = self.check_size(total, *size, (len(head_px) if head_px is not None else 0) +
+                                  (len(tail_px) if tail_px is not None else 0))
         plan = cond.plan(T, head, tail)
         out = self.decode_latents(self.sample_latents(prompt, T, h, w, plan=plan, **args))  # (total, H, W, 3)
         gen = out[n_head: total - n_tail]  # frames not covered by exact latents
         gen = gen[extra_head: len(gen) - extra_tail]  # minus the inputs' leftovers, which are pasted back
         parts = ([torch.from_numpy(head_px)] if head_px is not None else []) + [gen] + (
             [torch.from_numpy(tail_px)] if tail_px is not None else [])
-        return Video(torch.cat(parts), fps)
-
-
-def _peek(src, name: str) -> tuple[int | None, int, int]:
-    """(frames or None, height, width) of a file from its header, or of frames already in memory."""
-    if isinstance(src, (str, Path)):
-        return peek_media(src)
-    f = load_frames(src, name)
-    return len(f), f.shape[1], f.shape[2]
+        return torch.cat(parts)  # (T, H, W, 3) uint8
 
 
 def load_pipeline(path: str | Path | None = None, device: str | torch.device = "cpu") -> Pipeline:

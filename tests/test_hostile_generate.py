@@ -15,6 +15,7 @@ import pytest
 
 from tenku.cli import main
 from tenku.pipeline import init_model, load_pipeline
+from tenku.request import frames_for_seconds
 from tenku.video_io import VideoWriter, read_video, write_image, write_video
 
 
@@ -99,7 +100,7 @@ def test_zero_is_a_value_not_the_default(pipe):
 
 
 def test_a_duration_is_always_a_video(model_dir, tmp_path, pipe):
-    assert pipe.frames_for_seconds(0.01, 8) == 5  # not a 1-frame png
+    assert frames_for_seconds(0.01, 8) == 5  # not a 1-frame png
     assert generate(model_dir, tmp_path, "--seconds", "0.1", "--steps", "1", "-o", str(tmp_path / "v.mp4")) == 0
     frames, _ = read_video(tmp_path / "v.mp4")
     assert len(frames) == 5

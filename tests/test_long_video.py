@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from tenku.long_video import generate_long, parse_storyboard, prompt_at, window_plan
+from tenku.long_video import generate_long
 from tenku.pipeline import init_model, load_pipeline
+from tenku.request import parse_storyboard, prompt_at, window_plan
 from tenku.video_io import read_video
 
 
