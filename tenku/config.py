@@ -17,7 +17,7 @@ BOUNDS: dict[str, dict[str, tuple[float, float]]] = {
                       ffn_dim=(1, 65536), num_layers=(1, 256), num_heads=(1, 256), text_dim=(1, 16384),
                       freq_dim=(2, 4096), eps=(1e-12, 1.0), rope_theta=(1.0, 1e9)),
     "FlowConfig": dict(logit_std=(0.0, 100.0), base_shift=(1e-3, 1e3), shift_ref_tokens=(1, 1 << 30),
-                       max_shift=(1e-3, 1e3), text_dropout=(0.0, 1.0)),
+                       max_shift=(1e-3, 1e3), text_dropout=(0.0, 1.0), given_noise=(0.0, 0.5)),
     "SampleConfig": dict(frames=(1, 1025), max_frames=(1, 1025), height=(1, 8192), width=(1, 8192), fps=(1, 240),
                          steps=(1, 1000), guidance=(0.0, 100.0)),
     "ModelConfig": dict(text_max_length=(1, 8192)),
@@ -148,6 +148,10 @@ class FlowConfig:
     shift_ref_tokens: int = 256
     max_shift: float = 8.0
     text_dropout: float = 0.1  # probability of training a sample unconditionally (for guidance)
+    # Noise augmentation of given frames (Emu Video, SVD): in training they sit at t ~ U(0, given_noise) instead
+    # of exactly 0, and sampling holds them at given_noise / 2 (flow.given_t), so a generated or imperfect first
+    # frame looks like what training gave. 0 = given frames are clean.
+    given_noise: float = 0.0
 
     def __post_init__(self):
         check_fields(self)

@@ -65,6 +65,11 @@ def sampling_schedule(steps: int, shift: float, device: torch.device | str = "cp
     return shift_t(torch.linspace(1.0, 0.0, steps + 1, device=device), shift)
 
 
+def given_t(cfg: FlowConfig) -> float:
+    """The noise level at which sampling holds given frames: the middle of what training drew them at."""
+    return cfg.given_noise / 2
+
+
 def null_text(batch: int, length: int, dim: int, device="cpu", dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
     """The unconditional text used for guidance: zero token states with only the first position valid.
 
@@ -115,7 +120,10 @@ def training_loss(dit, x0: torch.Tensor, text: torch.Tensor, text_mask: torch.Te
         t = sample_t(B * T, cfg, n_tokens, generator, x0.device).view(B, T)  # (B, T')
     else:
         t = sample_t(B, cfg, n_tokens, generator, x0.device)[:, None].expand(B, T).clone()  # (B, T')
-    if cond_mask is not None:
+    if cond_mask is not None and cfg.given_noise > 0:  # given frames lightly noised (FlowConfig.given_noise)
+        t_given = cfg.given_noise * torch.rand(B, 1, generator=generator, device=x0.device)  # (B, 1)
+        t = torch.where(cond_mask, t_given.expand(B, T), t)
+    elif cond_mask is not None:
         t = t.masked_fill(cond_mask, 0.0)
     # 2. Noisy input and target.
     noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)

@@ -23,10 +23,19 @@ class Conditioning:
 
     latents: torch.Tensor
     mask: torch.Tensor
+    t: float = 0.0  # the noise level the model sees the given frames at (flow.given_t); the output stays clean
+    noise: torch.Tensor | None = None  # (B, C, T', h, w) fixed noise for t > 0
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         m = self.mask[:, None, :, None, None]  # (B, 1, T', 1, 1)
         return torch.where(m, self.latents.to(x.dtype), x)
+
+    def model_input(self, x: torch.Tensor) -> torch.Tensor:
+        """x with the given frames as the model sees them: clean, or at noise level t with the fixed noise."""
+        if self.t == 0.0:
+            return self.apply(x)
+        noisy = flow.interpolate(self.latents.to(x.dtype), self.noise.to(x.dtype), torch.tensor([self.t], device=x.device))
+        return torch.where(self.mask[:, None, :, None, None], noisy, x)
 
 
 class GuidedVelocity:
@@ -46,8 +55,8 @@ class GuidedVelocity:
         B, T = x.shape[0], x.shape[2]
         tt = torch.full((B, T), float(t), device=x.device)  # (B, T')
         if self.cond is not None:
-            x = self.cond.apply(x)
-            tt = tt.masked_fill(self.cond.mask, 0.0)
+            x = self.cond.model_input(x)
+            tt = tt.masked_fill(self.cond.mask, self.cond.t)
         if self.guidance == 1.0:
             v = self.dit(x, tt, self.text, self.text_mask)
         else:

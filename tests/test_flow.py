@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from tenku import flow
@@ -85,3 +86,24 @@ def test_training_loss_conditioning_frames_excluded():
     assert (seen["t"][cond] == 0).all() and (seen["t"][~cond] > 0).all()
     assert torch.equal(seen["x"][0, :, 0], x0[0, :, 0])  # given frames enter clean
     assert len(set(seen["t"][0, 1:].tolist())) == 2  # diffusion forcing: independent noise levels
+
+
+def test_given_noise_augments_given_frames_only_within_its_range():
+    cfg = preset("tiny")
+    cfg.flow.given_noise = 0.2
+    dit = DiT(cfg.dit)
+    x0 = torch.randn(64, 4, 3, 2, 2)
+    text, mask = torch.randn(64, 3, 384), torch.ones(64, 3, dtype=torch.bool)
+    seen = {}
+
+    def spy(x, t, tx, m):
+        seen["t"] = t.clone()
+        return dit(x, t, tx, m)
+
+    cond = torch.zeros(64, 3, dtype=torch.bool)
+    cond[:, 0] = True
+    flow.training_loss(spy, x0, text, mask, cfg.flow, cond_mask=cond, generator=torch.Generator().manual_seed(0))
+    given = seen["t"][:, 0]
+    assert (given >= 0).all() and (given <= 0.2).all() and given.std() > 0.03  # spread over [0, 0.2]
+    assert not torch.equal(seen["t"][:, 1], given)  # the generated frames keep their own level
+    assert flow.given_t(cfg.flow) == pytest.approx(0.1)

@@ -68,3 +68,22 @@ def test_bad_sampler_arguments():
         sample(lambda x, t: x, torch.zeros(1, 1, 1, 1, 1), 2, 1.0, "rk45")
     with pytest.raises(ValueError, match="steps"):
         sample(lambda x, t: x, torch.zeros(1, 1, 1, 1, 1), 0, 1.0)
+
+
+def test_noised_given_frames_are_seen_noisy_at_their_level_and_returned_clean():
+    torch.manual_seed(0)
+    latents, noise_given = torch.randn(1, 3, 4, 2, 2), torch.randn(1, 3, 4, 2, 2)
+    mask = torch.tensor([[True, False, False, False]])
+    seen = []
+
+    def dit(x, t, text, m):
+        seen.append((x.clone(), t.clone()))
+        return torch.zeros_like(x)
+
+    cond = Conditioning(latents, mask, t=0.1, noise=noise_given)
+    velocity = GuidedVelocity(dit, torch.ones(1, 2, 3), torch.ones(1, 2, dtype=torch.bool), 1.0, cond)
+    out = sample(velocity, torch.randn(1, 3, 4, 2, 2), 3, 1.0, "euler", cond=cond)
+    x, t = seen[-1]
+    assert t[0, 0] == pytest.approx(0.1) and (t[0, 1:] != 0.1).all()
+    assert torch.allclose(x[:, :, 0], 0.9 * latents[:, :, 0] + 0.1 * noise_given[:, :, 0])  # (1 - t) x0 + t noise
+    assert torch.equal(out[:, :, 0], latents[:, :, 0])  # the result holds the given frame exactly
