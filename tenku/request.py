@@ -292,7 +292,7 @@ class GenerateRequest:
         width = first[2] if self.width is None else self.width
         for name, (_, h, w) in sizes.items():
             try:
-                check_frame_size((h, w), height, width, name)
+                check_frame_size((h, w), height, width, "input video" if name == "video" else name)
             except ValueError as e:
                 raise RequestError(str(e), name) from None
         return replace(self, height=height, width=width)

@@ -43,7 +43,7 @@ def pipe():
 
 @pytest.fixture
 def client(tmp_path, pipe):
-    with TestClient(create_app(pipe, tmp_path / "data")) as c:
+    with TestClient(create_app(pipe, tmp_path / "data", limits=Limits(max_frames=129))) as c:
         yield c
 
 
@@ -97,11 +97,7 @@ def test_every_mode_reaches_the_pipeline(client, pipe, tmp_path, mode, files, fo
 
 
 class TextOnly(FakePipeline):
-    """A pipeline from before the conditioning modes: no `modes`, no mode keywords."""
-
-    def generate(self, prompt, frames=None, height=None, width=None, fps=None, steps=None, guidance=None,
-                 sampler=None, seed=0, callback=None):
-        return super().generate(prompt, frames, height, width, fps, steps, guidance, sampler, seed, callback)
+    """A pipeline from before the conditioning modes: no `modes`."""
 
 
 def test_unsupported_mode_is_refused_at_submit(tmp_path):
@@ -119,10 +115,10 @@ def test_unsupported_mode_is_refused_at_submit(tmp_path):
 
 def test_mode_failing_at_run_time_fails_the_job_with_a_reason(tmp_path):
     class NoLoop(FakePipeline):
-        def generate(self, *a, loop=False, **kw):
-            if loop:
+        def save(self, request, path, callback=None):
+            if request.mode == "loop":
                 raise NotImplementedError("loop")
-            return super().generate(*a, **kw)
+            return super().save(request, path, callback)
 
     with TestClient(create_app(NoLoop(step_seconds=0), tmp_path / "d")) as c:
         job = wait(c, c.post("/v1/jobs", data={"prompt": "p", "mode": "loop"}).json()["id"])
@@ -132,10 +128,10 @@ def test_mode_failing_at_run_time_fails_the_job_with_a_reason(tmp_path):
 
 def test_pipeline_error_fails_job_and_worker_continues(tmp_path):
     class Boom(FakePipeline):
-        def generate(self, prompt, **kw):
-            if prompt == "boom":
+        def save(self, request, path, callback=None):
+            if request.prompt == "boom":
                 raise RuntimeError("out of memory")
-            return super().generate(prompt, **kw)
+            return super().save(request, path, callback)
 
     with TestClient(create_app(Boom(step_seconds=0), tmp_path / "d")) as c:
         bad = c.post("/v1/jobs", data={"prompt": "boom"}).json()["id"]

@@ -106,3 +106,19 @@ def test_page_with_a_token_asks_for_it_and_plays_the_result(page):
     page.wait_for_selector(".job[data-state=done] video", timeout=20000)
     page.wait_for_function("() => document.querySelector('.job video').readyState >= 2", timeout=10000)
     assert page.eval_on_selector(".job video", "v => v.src.startsWith('blob:') && v.error === null")
+
+
+def test_page_offers_a_minute_and_takes_a_storyboard(page):
+    page.wait_for_selector("#mode option[value=text]", state="attached")
+    assert page.eval_on_selector("#frames option[value='480']", "o => o.textContent") == "60 s (480 frames, sliding window)"
+    page.fill("#prompt", "0-1s: a red ball rolls right; 1-2s: a blue square falls")
+    page.click("#submit")  # the default duration: the storyboard's own length
+    page.wait_for_selector(".job[data-state=done] video", timeout=20000)
+    assert "16 frames" in page.text_content(".job .meta")
+    page.fill("#prompt", "a red ball rolls right")
+    page.select_option("#frames", "480")
+    page.click("#submit")
+    page.wait_for_function("() => document.querySelectorAll('.job[data-state=done]').length === 2", timeout=20000)
+    assert "480 frames" in page.text_content(".job .meta")  # the newest card comes first
+    page.select_option("#mode", "extend")  # only text-to-video slides a window
+    assert page.eval_on_selector("#frames option[value='480']", "o => o.disabled") and page.input_value("#frames") == ""

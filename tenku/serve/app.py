@@ -3,7 +3,10 @@
     GET  /                       the web page (static/, no build step, nothing fetched from the internet)
     GET  /v1/health              worker alive, queue counts
     GET  /v1/limits              limits, supported modes, the model's defaults and size stride
-    POST /v1/jobs                create a job (multipart form; uploads in image/last_image/video/video_a/video_b)
+    POST /v1/jobs                create a job (multipart form; uploads in image/last_image/video/video_a/video_b):
+                                 the fields of a GenerateRequest (tenku/request.py), checked as `tenku generate`
+                                 checks them; a storyboard prompt or a length past the model's max_frames slides
+                                 a window over time, as on the command line
     GET  /v1/jobs                list jobs, newest first (?state=&limit=&offset=)
     GET  /v1/jobs/{id}           state, progress (step/total), queue position, error, result URL
     GET  /v1/jobs/{id}/result    the video (mp4) or image (png)
@@ -28,11 +31,12 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from .. import __version__
+from ..request import MODES, GenerateRequest, spatial_stride
 from ..video_io import VideoReadError, peek_media, read_video
 from .guard import Guard
 from .jobs import STATES, Conflict, JobStore, QueueFull, Worker
-from .limits import MODES, SUFFIX_TYPES, UPLOAD_FIELDS, UPLOAD_TYPES, InputError, Limits, check_mode_and_prompt, \
-    check_params, sample_defaults, stride, supported_modes
+from .limits import SUFFIX_TYPES, UPLOAD_FIELDS, UPLOAD_TYPES, InputError, Limits, check_caps, check_form, \
+    input_error, sample_defaults, supported_modes
 
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger("tenku.serve")
@@ -84,8 +88,8 @@ def _error(status: int, message: str, limit: str | None = None, headers=None) ->
     return JSONResponse({"detail": message, "limit": limit}, status_code=status, headers=headers)
 
 
-def _store_upload(store: JobStore, limits: Limits, name: str, upload: UploadFile) -> tuple[str, tuple[int, int, int]]:
-    """Save one upload under a generated name and decode it; returns (stored name, (T, H, W))."""
+def _store_upload(store: JobStore, limits: Limits, name: str, upload: UploadFile) -> str:
+    """Save one upload under a generated name and check that it decodes; returns the stored name."""
     ctype = (upload.content_type or "").split(";")[0].strip().lower()
     suffix = UPLOAD_TYPES.get(ctype)
     if suffix is None:  # browsers send application/octet-stream for some files: fall back to the suffix
@@ -114,10 +118,25 @@ def _store_upload(store: JobStore, limits: Limits, name: str, upload: UploadFile
             frames, _ = read_video(path, max_frames=limits.max_input_frames + 1)
         except VideoReadError:
             raise InputError(f"upload {name!r} is not a decodable image or video", name) from None
-        return path.name, tuple(frames.shape[:3])
+        if len(frames) > limits.max_input_frames:
+            raise InputError(f"upload {name!r} has more than {limits.max_input_frames} frames", "max_input_frames")
+        return path.name
     except BaseException:
         path.unlink(missing_ok=True)
         raise
+
+
+def _check_request(pipe, limits: Limits, mode: str, form: dict, uploads: dict[str, Path]) -> dict:
+    """The form and the stored uploads as one GenerateRequest, validated by the pipeline as `tenku generate`
+    validates its flags (the same messages), then within the server's caps; returns the job's parameters."""
+    options = {k: v for k, v in form.items() if k not in ("prompt", "mode") and v is not None and v != ""}
+    request = GenerateRequest(form["prompt"], mode, **options, **{k: str(p) for k, p in uploads.items()})
+    try:
+        req = pipe.check(request).request  # every default resolved; a long video's frames are its length
+    except ValueError as e:
+        raise input_error(e) from None
+    check_caps(limits, dict(frames=req.frames, height=req.height, width=req.width, fps=req.fps), req.fps)
+    return req.options()
 
 
 def create_app(pipe, data_dir: str | Path, token: str | None = None, limits: Limits | None = None,
@@ -174,19 +193,23 @@ def create_app(pipe, data_dir: str | Path, token: str | None = None, limits: Lim
     @api.get("/limits")
     def get_limits():
         return {"limits": limits.to_dict(), "modes": list(MODES), "supported_modes": supported_modes(pipe),
-                "defaults": sample_defaults(pipe), "stride": stride(pipe), "upload_fields": list(UPLOAD_FIELDS),
+                "defaults": sample_defaults(pipe.cfg), "stride": spatial_stride(pipe.cfg),
+                "upload_fields": list(UPLOAD_FIELDS),
                 "upload_types": sorted(UPLOAD_TYPES)}
 
     @api.post("/jobs", status_code=201, response_model=Job)
     def create_job(
-        prompt: str = Form(..., description="what the video shows"),
+        prompt: str = Form(..., description="what the video shows, or a storyboard '0-5s: ...; 5-10s: ...'"),
         mode: str = Form("text", description="text | image | extend | connect | loop | edit"),
-        frames: Optional[int] = Form(None, description="frame count, 1 + 4k (new frames for extend/connect)"),
+        frames: Optional[int] = Form(None, description="frame count: 1 + 4k for one clip, any count past the "
+                                     "model's max_frames (a sliding window); new frames for extend/connect"),
         seconds: Optional[float] = Form(None, description="duration instead of frames"),
         height: Optional[int] = Form(None), width: Optional[int] = Form(None), fps: Optional[float] = Form(None),
         steps: Optional[int] = Form(None), guidance: Optional[float] = Form(None), seed: Optional[int] = Form(None),
         sampler: Optional[str] = Form(None), direction: Optional[str] = Form(None, description="extend: forward | backward"),
         strength: Optional[float] = Form(None, description="edit: 0 keeps the video, 1 ignores it"),
+        window: Optional[int] = Form(None, description="long video: frames per window (default: the model's max_frames)"),
+        history: Optional[int] = Form(None, description="long video: frames each window continues from (default 5)"),
         image: Optional[UploadFile] = File(None, description="image mode: the first frame"),
         last_image: Optional[UploadFile] = File(None, description="image mode: the last frame"),
         video: Optional[UploadFile] = File(None, description="extend / edit: the input video"),
@@ -194,20 +217,21 @@ def create_app(pipe, data_dir: str | Path, token: str | None = None, limits: Lim
         video_b: Optional[UploadFile] = File(None, description="connect: the second video"),
     ):
         form = dict(prompt=prompt, mode=mode, frames=frames, seconds=seconds, height=height, width=width, fps=fps,
-                    steps=steps, guidance=guidance, seed=seed, sampler=sampler, direction=direction, strength=strength)
+                    steps=steps, guidance=guidance, seed=seed, sampler=sampler, direction=direction, strength=strength,
+                    window=window, history=history)
         given = {k: u for k, u in dict(image=image, last_image=last_image, video=video, video_a=video_a,
                                        video_b=video_b).items() if u is not None and (u.filename or u.size)}
-        check_mode_and_prompt(pipe, limits, form)  # cheap checks before reading any upload
+        mode = check_form(pipe, limits, form, set(given))  # cheap checks before reading any upload
+        check_caps(limits, form, pipe.cfg.sample.fps if fps is None else fps)
         counts = store.counts()
         if counts["queued"] + counts["running"] >= limits.max_queue:  # again, atomically, in store.add
             raise InputError(f"the queue is full (max_queue is {limits.max_queue}); try again later", "max_queue", 429)
         stored: dict[str, str] = {}
         try:
-            shapes = {}
             for name, up in given.items():
-                stored[name], shapes[name] = _store_upload(store, limits, name, up)
-            params = check_params(pipe, limits, form, shapes)
-            job = store.add(mode or "text", params, stored, limits.max_queue)
+                stored[name] = _store_upload(store, limits, name, up)
+            params = _check_request(pipe, limits, mode, form, {n: store.upload_path(s) for n, s in stored.items()})
+            job = store.add(mode, params, stored, limits.max_queue)
         except QueueFull as e:
             for n in stored.values():
                 store.upload_path(n).unlink(missing_ok=True)

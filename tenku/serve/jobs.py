@@ -23,7 +23,7 @@ import time
 import uuid
 from pathlib import Path
 
-from .limits import generate_kwargs
+from ..request import GenerateRequest
 
 log = logging.getLogger("tenku.serve")
 
@@ -243,7 +243,8 @@ def _fsync(path: Path) -> None:
 
 
 class Worker:
-    """One thread that runs queued jobs through `pipe.generate`, one at a time, oldest first."""
+    """One thread that runs queued jobs through the pipeline (`pipe.save(GenerateRequest)`), one at a time,
+    oldest first."""
 
     def __init__(self, store: JobStore, pipe):
         self.store, self.pipe = store, pipe
@@ -287,13 +288,11 @@ class Worker:
             if self._stop.is_set():
                 raise WorkerStopping(job_id)
 
-        paths = {k: store.upload_path(v) for k, v in job["inputs"].items()}
+        uploads = {k: str(store.upload_path(v)) for k, v in job["inputs"].items()}  # upload field = request field
         t0 = time.perf_counter()
         try:
-            video = self.pipe.generate(**generate_kwargs(mode, job["params"], paths), callback=callback)
-            if store.cancel_requested(job_id):
-                raise JobCancelled(job_id)
-            name = self._save(job_id, video)
+            request = GenerateRequest(mode=mode, **job["params"], **uploads)
+            name, frames = self._save(job_id, request, callback)
         except JobCancelled:
             store.mark_cancelled(job_id)
             log.info("job %s cancelled", job_id)
@@ -310,16 +309,20 @@ class Worker:
             log.exception("job %s failed", job_id)
             store.fail(job_id, f"{type(e).__name__}: {e}")
         else:
-            store.finish(job_id, name, len(video.frames))
+            store.finish(job_id, name, frames)
             log.info("job %s done in %.2fs -> %s", job_id, time.perf_counter() - t0, name)
 
-    def _save(self, job_id: str, video) -> str:
-        """Write the result under a temporary name, then rename: a crash never leaves half a file."""
-        suffix = ".png" if len(video.frames) == 1 else ".mp4"
+    def _save(self, job_id: str, request: GenerateRequest, callback) -> tuple[str, int]:
+        """Generate into a temporary name, then rename: a crash never leaves half a file. Returns (the result's
+        name, its frames)."""
+        suffix = ".png" if self.pipe.check(request).one_frame else ".mp4"
         final = self.store.results / f"{job_id}{suffix}"
         tmp = self.store.results / f"{job_id}.partial{suffix}"
-        video.save(tmp)
+        frames = self.pipe.save(request, tmp, callback)
+        if self.store.cancel_requested(job_id):
+            tmp.unlink(missing_ok=True)
+            raise JobCancelled(job_id)
         _fsync(tmp)
         os.replace(tmp, final)
         _fsync(self.store.results)
-        return final.name
+        return final.name, frames

@@ -61,12 +61,21 @@ function fillForm() {
   for (const id of ["width", "height"]) { $(id).step = s; $(id).min = s; }
   $("width").value = d.width;
   $("height").value = d.height;
+  // Durations: one clip up to the model's max_frames, then longer videos (up to the server's max_frames,
+  // 60 s by default) that the pipeline makes with a sliding window, in text mode.
   $("frames").innerHTML = "";
+  option($("frames"), "", `default (${d.frames} frames, or the storyboard's length)`);
   const most = Math.min(lim.max_frames, d.max_frames || lim.max_frames);
   for (let f = 1; f <= most; f += 4) {
     option($("frames"), f, f === 1 ? "1 frame (image)" : `${f} frames (${(f / d.fps).toFixed(1)} s)`);
   }
-  $("frames").value = d.frames;
+  for (const s of [5, 6, 8, 10, 15, 20, 30, 45, 60]) {
+    const f = Math.round(s * d.fps);
+    if (f <= most || f > lim.max_frames) continue;
+    option($("frames"), f, `${s} s (${f} frames, sliding window)`);
+    $("frames").lastChild.dataset.long = "1";
+  }
+  $("frames").value = "";
   $("steps").value = d.steps;
   $("steps").max = lim.max_steps;
   $("guidance").value = d.guidance;
@@ -81,6 +90,9 @@ function showModeFields() {
   }
   const needsInput = ["image", "extend", "connect", "edit"].includes(mode);
   $("frames-label").hidden = mode === "edit";  // an edit keeps the input's length
+  // Only text-to-video slides a window; the other modes make one clip.
+  for (const o of $("frames").querySelectorAll("option[data-long]")) o.hidden = o.disabled = mode !== "text";
+  if ($("frames").selectedOptions[0] && $("frames").selectedOptions[0].disabled) $("frames").value = "";
   if (needsInput && $("aspect").value !== "input") $("aspect").value = "input";
   if (!needsInput && $("aspect").value === "input") $("aspect").selectedIndex = 0;
   applyAspect();
