@@ -48,7 +48,7 @@ def seams(frames, indices, fps) -> dict:
 
 def window_seams(total: int, window: int, history: int) -> list[int]:
     """Frame indices where generate_long's windows meet (the first new frame of each later window)."""
-    from tenku.long_video import window_plan
+    from tenku.request import window_plan
 
     return [start for start, _ in window_plan(total, window, history)[1:]]
 

@@ -166,6 +166,22 @@ def create_app(pipe, data_dir: str | Path, token: str | None = None, limits: Lim
     app.add_middleware(Guard, token=token, max_body=limits.max_upload_bytes * len(UPLOAD_FIELDS) + (1 << 20),
                        per_file=limits.max_upload_bytes)
 
+    _add_error_handlers(app)
+    api = APIRouter(prefix="/v1")
+    _add_info_routes(api, pipe, store, worker, limits, start_worker)
+    _add_submit_route(api, pipe, store, limits)
+    _add_job_routes(api, store)
+    app.include_router(api)
+
+    @app.get("/", include_in_schema=False)
+    def index():
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, e: RequestValidationError):
         # FastAPI's own shape is a list of pydantic records; ours names the first bad field in one sentence.
@@ -182,8 +198,8 @@ def create_app(pipe, data_dir: str | Path, token: str | None = None, limits: Lim
         headers = {"WWW-Authenticate": "Bearer"} if e.status == 401 else None
         return _error(e.status, e.message, e.limit, headers)
 
-    api = APIRouter(prefix="/v1")
 
+def _add_info_routes(api: APIRouter, pipe, store: JobStore, worker: Worker, limits: Limits, start_worker: bool) -> None:
     @api.get("/health")
     def health():
         return {"status": "ok" if worker.alive() or not start_worker else "worker stopped",
@@ -194,9 +210,10 @@ def create_app(pipe, data_dir: str | Path, token: str | None = None, limits: Lim
     def get_limits():
         return {"limits": limits.to_dict(), "modes": list(MODES), "supported_modes": supported_modes(pipe),
                 "defaults": sample_defaults(pipe.cfg), "stride": spatial_stride(pipe.cfg),
-                "upload_fields": list(UPLOAD_FIELDS),
-                "upload_types": sorted(UPLOAD_TYPES)}
+                "upload_fields": list(UPLOAD_FIELDS), "upload_types": sorted(UPLOAD_TYPES)}
 
+
+def _add_submit_route(api: APIRouter, pipe, store: JobStore, limits: Limits) -> None:
     @api.post("/jobs", status_code=201, response_model=Job)
     def create_job(
         prompt: str = Form(..., description="what the video shows, or a storyboard '0-5s: ...; 5-10s: ...'"),
@@ -242,6 +259,8 @@ def create_app(pipe, data_dir: str | Path, token: str | None = None, limits: Lim
             raise
         return _job_view(store, job)
 
+
+def _add_job_routes(api: APIRouter, store: JobStore) -> None:
     @api.get("/jobs", response_model=JobList)
     def list_jobs(state: Optional[str] = Query(None, description="only jobs in this state"),
                   limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)):
@@ -281,12 +300,3 @@ def create_app(pipe, data_dir: str | Path, token: str | None = None, limits: Lim
         except Conflict as e:
             raise InputError(str(e), "state", 409) from None
         return _job_view(store, job)
-
-    app.include_router(api)
-
-    @app.get("/", include_in_schema=False)
-    def index():
-        return FileResponse(STATIC / "index.html", media_type="text/html")
-
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    return app
