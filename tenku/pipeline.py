@@ -106,7 +106,7 @@ class Pipeline:
                 writer.write(frames)
         return writer.frames_written
 
-    def generate(self, prompt: str, callback: Callback | None = None, **kwargs) -> Video:
+    def generate(self, prompt: str, *, callback: Callback | None = None, **kwargs) -> Video:
         """`run` with keywords: `image=` / `last_image=`, `extend=` (+ `direction=`), `connect=(a, b)`, `loop=True`
         or `edit=` (+ `strength=`) choose the mode (GenerateRequest.from_inputs); the others are GenerateRequest
         fields (frames, seconds, height, width, fps, steps, guidance, sampler, seed, window, history)."""

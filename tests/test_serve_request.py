@@ -147,3 +147,13 @@ def test_bad_input_is_refused_with_the_cli_message(client, model_dir, tmp_path, 
     data = {"prompt": "a red ball"} | {k: v for k, v in form.items() if v not in paths}
     r = client.post("/v1/jobs", data=data, files=files)
     assert r.status_code == 422 and r.json()["detail"] == cli, (r.json(), cli)
+
+
+def test_a_storyboard_file_is_read_by_the_cli_never_by_the_server(client, model_dir, tmp_path, written):
+    story = tmp_path / "story.json"
+    story.write_text('[{"start": 0, "end": 1, "prompt": "a red ball"}, {"start": 1, "end": 1.5, "prompt": "a blue ball"}]')
+    assert main(["generate", str(story), "--model", str(model_dir), "--steps", "1", "-o", str(tmp_path / "s.mp4"),
+                 "-q"]) == 0
+    assert len(np.concatenate(written["s.mp4"])) == 12 and len(written["s.mp4"]) == 2  # 1.5 s: two windows
+    job = wait(client, client.post("/v1/jobs", data={"prompt": str(story), "steps": 1}).json()["id"])
+    assert job["state"] == "done" and job["frames"] == 9  # a plain prompt: the model's default clip
