@@ -2,8 +2,6 @@
 through both (a tiny model whose max_frames is 9, so two seconds already need several windows), 60 s is
 accepted and planned as its windows, and bad input is refused with the command line's words."""
 
-import time
-
 import numpy as np
 import pytest
 import torch
@@ -21,6 +19,7 @@ from tenku.request import GenerateRequest, window_plan  # noqa: E402
 from tenku.serve.app import create_app  # noqa: E402
 from tenku.vae import VideoVAE  # noqa: E402
 from tenku.video_io import VideoWriter, read_video, write_image, write_video  # noqa: E402
+from test_serve_model import wait  # noqa: E402
 
 STORYBOARD = "0-1s: a red ball rolls right; 1-2s: a blue square falls"
 
@@ -40,16 +39,6 @@ def model_dir(tmp_path_factory):
 def client(model_dir, tmp_path_factory):
     with TestClient(create_app(load_pipeline(model_dir), tmp_path_factory.mktemp("serve") / "data")) as c:
         yield c
-
-
-def wait(c, job_id, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = c.get(f"/v1/jobs/{job_id}").json()
-        if job["state"] in ("done", "failed", "cancelled"):
-            return job
-        time.sleep(0.05)
-    raise AssertionError(job)
 
 
 class Recorder(VideoWriter):
