@@ -133,6 +133,9 @@ class Pipeline:
         if cond is None and x_start is None and latent_frames > 1 and self.cfg.sample.two_stage:
             cond = self._first_frame(noise, text, text_mask, steps, guidance, sampler)
         shift = flow.shift_for_tokens(self.dit.num_tokens(latent_frames, h, w), self.cfg.flow)
+        if cond is not None and self.cfg.flow.given_noise > 0:  # as training saw given frames (FlowConfig)
+            cond = Conditioning(cond.latents, cond.mask, flow.given_t(self.cfg.flow),
+                                torch.randn(noise.shape, generator=g).to(self.device))
         velocity = GuidedVelocity(self.dit, text, text_mask, guidance, cond)
         return sample(velocity, noise, steps, shift, sampler, cond=cond, t_start=t_start, callback=callback)
 

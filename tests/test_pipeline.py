@@ -152,3 +152,24 @@ def test_two_stage_samples_frame_zero_as_an_image_then_animates_it(pipe, monkeyp
     assert torch.equal(two[:, :, :1], image)  # stage 1: the image from the text alone
     assert not torch.allclose(joint[:, :, :1], image)  # jointly sampled, frame 0 differs
     assert not torch.allclose(two[:, :, 1:], joint[:, :, 1:])  # stage 2 animates the given frame
+
+
+def test_given_noise_shows_the_given_frame_noised_and_keeps_it_exact(pipe, monkeypatch):
+    img = moving_square()[0]
+    seen = []
+    dit = pipe.dit
+
+    def spy(x, t, text, mask):
+        seen.append(t[0].clone())
+        return dit(x, t, text, mask)
+
+    monkeypatch.setattr(pipe.cfg.flow, "given_noise", 0.2)
+    monkeypatch.setattr(pipe, "dit", spy)
+    spy.num_tokens = dit.num_tokens
+    v = pipe.generate("a red square moves right", frames=9, image=img, steps=2, seed=3)
+    assert np.array_equal(v.frames[0].numpy(), img)  # the user's frame is kept
+    assert all(t[0].item() == pytest.approx(0.1) for t in seen)  # the model saw it at given_noise / 2
+    monkeypatch.setattr(pipe.cfg.flow, "given_noise", 0.0)
+    seen.clear()
+    pipe.generate("a red square moves right", frames=9, image=img, steps=2, seed=3)
+    assert all(t[0].item() == 0.0 for t in seen)
