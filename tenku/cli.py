@@ -19,6 +19,8 @@ def cmd_generate(args) -> int:
     from .video_io import check_writable
 
     pipe = load_pipeline(args.model)
+    if args.lora:
+        pipe.apply_lora(args.lora, args.lora_scale)
     # 1. The flags as one request, checked before any work (None = the model's default; 0, NaN and negatives
     # are refused). The pipeline decides between one clip and a sliding window, as for the server.
     request = GenerateRequest.from_inputs(
@@ -87,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--sampler", choices=SAMPLERS, help="ODE solver")
     g.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same video")
     g.add_argument("--model", help="model directory (default: the model shipped with Tenku)")
+    g.add_argument("--lora", metavar="DIR", help="LoRA adapter folder (from `tenku train dit --set lora_rank=R`)")
+    g.add_argument("--lora-scale", type=float, default=1.0, help="how much of the adapter's change to apply")
     c = g.add_argument_group("conditioning (given frames are kept exactly)")
     c.add_argument("--image", help="image-to-video: this image is the first frame")
     c.add_argument("--last-image", help="this image is the last frame (with --image: interpolate between them)")

@@ -60,6 +60,13 @@ class Pipeline:
         load_state(dit, path / "dit.safetensors")
         return cls(cfg, vae, dit, load_text_encoder(cfg.text_encoder, cfg.text_max_length, device), device)
 
+    def apply_lora(self, path: str | Path, scale: float = 1.0) -> "Pipeline":
+        """Fold a LoRA adapter folder (tenku/lora.py) into the transformer: `scale` times its change."""
+        from .lora import merge_lora
+
+        self.dit = merge_lora(self.dit, path, scale).to(self.device).eval()
+        return self
+
     # ---- sizes
     @property
     def spatial_stride(self) -> int:

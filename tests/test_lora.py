@@ -109,3 +109,25 @@ def test_bad_folders_give_clear_errors(tmp_path):
         read_lora(tmp_path / "ok")
     with pytest.raises(ValueError, match="rank"):
         add_lora(_dit(), rank=0)
+
+
+def test_generate_with_lora_flag(tmp_path, capsys):
+    from tenku.checkpoint import save_model_dir
+    from tenku.cli import main
+    from tenku.vae import VideoVAE
+    from tenku.video_io import read_video
+
+    cfg = preset("tiny")
+    model = save_model_dir(tmp_path / "m", cfg, VideoVAE(cfg.vae), _dit())
+    dit, _, _ = _trained(steps=5)
+    save_lora(dit, tmp_path / "lora")
+    run = lambda name, *extra: (main(["generate", "a red ball", "--model", str(model), "--frames", "5", "--steps", "2",  # noqa: E731
+                                      "-o", str(tmp_path / name), "-q", *extra]), read_video(tmp_path / name)[0])
+    rc0, base = run("base.mp4")
+    rc1, tuned = run("lora.mp4", "--lora", str(tmp_path / "lora"))
+    rc2, zero = run("zero.mp4", "--lora", str(tmp_path / "lora"), "--lora-scale", "0")
+    assert rc0 == rc1 == rc2 == 0
+    assert not (base == tuned).all() and (base == zero).all()
+    capsys.readouterr()
+    assert main(["generate", "x", "--model", str(model), "--lora", str(tmp_path / "nope"), "-q"]) == 2
+    assert "LoRA adapter folder not found" in capsys.readouterr().err

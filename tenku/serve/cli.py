@@ -17,6 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=7860, help="TCP port")
     p.add_argument("--model", help="model directory (default: the model shipped with Tenku)")
     p.add_argument("--device", default="cpu", help="torch device for the model")
+    p.add_argument("--lora", metavar="DIR", help="LoRA adapter folder folded into the model at start")
+    p.add_argument("--lora-scale", type=float, default=1.0, help="how much of the adapter's change to apply")
     p.add_argument("--data-dir", default=os.environ.get("TENKU_DATA_DIR", str(DEFAULT_DATA_DIR)),
                    help="where jobs (SQLite) and media are kept; default $TENKU_DATA_DIR or %(default)s")
     p.add_argument("--token", default=os.environ.get("TENKU_TOKEN"),
@@ -62,6 +64,8 @@ def cmd_serve(args) -> int:
         from ..pipeline import load_pipeline
 
         pipe = load_pipeline(args.model, args.device)
+        if args.lora:
+            pipe.apply_lora(args.lora, args.lora_scale)
     limits = Limits()
     if args.max_queue is not None:
         limits.max_queue = args.max_queue
