@@ -13,7 +13,7 @@ from tenku.checkpoint import load_tensors, save_model_dir
 from tenku.config import preset
 from tenku.data import BucketConfig, VideoDataset, read_manifest
 from tenku.dit import DiT
-from tenku.train import latent_stats
+from tenku.train_vae import latent_stats
 from tenku.vae import VideoVAE
 
 ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

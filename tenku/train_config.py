@@ -1,9 +1,13 @@
-"""TrainConfig: one dataclass for a training run, named presets, and YAML / `--set key=value` overrides.
+"""TrainConfig: one dataclass for a training run, named presets, and one way to override its fields.
 
-Resolution order (later wins): the preset -> a YAML file (`--config run.yaml`, a flat mapping of field names)
--> `--set key=value` flags -> explicit CLI flags (`--data`, `--out`, `--steps`). Unknown keys and values of
-the wrong type raise ValueError naming the key and what is valid. The resolved config is written to the run
-folder as config.json, so a run can always be reproduced from that file alone.
+Every source of a value goes through `apply` (field name -> a YAML value or a command-line string, read as the
+field's type): a YAML recipe (`--config run.yaml`, a flat mapping of field names), then `--set key=value`
+flags, then the command line's own flags, which are generated from the fields (`--batch-size 8`, see
+`add_arguments`); later wins, each over a preset (`TRAIN_PRESETS`, TrainConfig instances). Unknown keys and
+values of the wrong type raise ValueError naming the key and what is valid. The options are checked again
+against the ModelConfig they build (`model_config`), so `vae_crop` is checked against `init_from`'s model and
+`model_overrides` too. The resolved config is written to the run folder as config.json, so a run can always be
+reproduced from that file alone.
 
 Model architecture changes go through `model_overrides`, a nested mapping merged into the ModelConfig preset,
 e.g. `--set model_overrides='{"dit": {"num_layers": 4}, "flow": {"text_dropout": 0.2}}'` or, shorter,
@@ -12,8 +16,13 @@ e.g. `--set model_overrides='{"dit": {"num_layers": 4}, "flow": {"text_dropout":
 
 from __future__ import annotations
 
+import argparse
+import copy
 import dataclasses
-import json
+import inspect
+import io
+import re
+import tokenize
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,11 +30,9 @@ from typing import Any
 
 import yaml
 
+from .cond_mask import COND_MODES
 from .config import PRESETS as MODEL_PRESETS
 from .config import ModelConfig, preset as model_preset
-
-# Frame-conditioning modes drawn per sample in DiT training (see train.random_cond_mask).
-COND_MODES = ("none", "first", "first_k", "last", "first_last", "middle")
 
 
 def _default_cond_probs() -> dict[str, float]:
@@ -35,7 +42,7 @@ def _default_cond_probs() -> dict[str, float]:
 
 @dataclass
 class TrainConfig:
-    """Everything one `tenku train vae|dit` run needs. Every field can be overridden by YAML or --set."""
+    """Everything one `tenku train vae|dit` run needs. Every field can be set by YAML, --set or its own flag."""
 
     # 1. What to train and from where.
     task: str = "dit"  # "vae" or "dit"
@@ -104,26 +111,28 @@ class TrainConfig:
     stats_clips: int = 16  # training clips encoded to measure the latent mean/std
 
     def __post_init__(self):
-        validate(self)
+        check_fields(self)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def model_config(self) -> ModelConfig:
-        """The ModelConfig this run builds: the preset (or init_from's config) plus model_overrides."""
+        """The ModelConfig this run builds (the preset or init_from's config, plus model_overrides), checked
+        against the training options."""
         if self.init_from:
             from .checkpoint import load_model_config
 
             base = load_model_config(self.init_from).to_dict()
         else:
             base = model_preset(self.model).to_dict()
-        merged = _merge(base, self.model_overrides, "model_overrides")
-        cfg = ModelConfig.from_dict(merged)
+        cfg = ModelConfig.from_dict(_merge(base, self.model_overrides, "model_overrides"))
         cfg.dit.in_channels = cfg.dit.out_channels = cfg.vae.latent_channels
+        check_model(self, cfg)
         return cfg
 
 
-def validate(cfg: TrainConfig) -> None:
+def check_fields(cfg: TrainConfig) -> None:
+    """Each option on its own: choices, ranges, frame counts; ValueError naming the option."""
     def one_of(name, options):
         if getattr(cfg, name) not in options:
             raise ValueError(f"{name} must be one of {list(options)}, got {getattr(cfg, name)!r}")
@@ -145,84 +154,91 @@ def validate(cfg: TrainConfig) -> None:
     unknown = set(cfg.cond_probs) - set(COND_MODES)
     if unknown or any(v < 0 for v in cfg.cond_probs.values()) or sum(cfg.cond_probs.values()) <= 0:
         raise ValueError(f"cond_probs needs non-negative weights over {list(COND_MODES)}, got {cfg.cond_probs}")
-    stride = MODEL_PRESETS[cfg.model].vae.spatial_compression
-    if cfg.vae_crop < 0 or cfg.vae_crop % stride:
-        raise ValueError(f"vae_crop must be 0 (whole frames) or a multiple of the VAE's stride {stride},"
-                         f" got {cfg.vae_crop}")
     for f in cfg.frames:
         if int(f) < 1 or (int(f) - 1) % 4:
             raise ValueError(f"frames entries must be 1 + 4k, got {f}")
 
 
-# Named presets: TrainConfig field overrides, visible in one dict. The model size comes from tenku.config.PRESETS.
-TRAIN_PRESETS: dict[str, dict[str, Any]] = {
+def check_model(cfg: TrainConfig, mcfg: ModelConfig) -> None:
+    """The options that depend on the model the run builds (after init_from and model_overrides)."""
+    stride = mcfg.vae.spatial_compression
+    if cfg.vae_crop < 0 or cfg.vae_crop % stride:
+        raise ValueError(f"vae_crop must be 0 (whole frames) or a multiple of the VAE's stride {stride},"
+                         f" got {cfg.vae_crop}")
+
+
+# Named presets, visible in one dict. The model size comes from tenku.config.PRESETS.
+TRAIN_PRESETS: dict[str, TrainConfig] = {
     # Seconds on a CPU: used by the tests.
-    "tiny-test": dict(model="tiny", steps=20, batch_size=2, lr=1e-3, warmup_steps=2, ema_decay=0.9, log_every=1,
-                      checkpoint_every=10, keep_last=2, sizes=[[32, 32]], frames=[1, 9], val_clips=1, stats_clips=2,
-                      progress=False, compile="off"),  # compiling would cost the tests more than it saves
+    "tiny-test": TrainConfig(model="tiny", steps=20, batch_size=2, lr=1e-3, warmup_steps=2, ema_decay=0.9, log_every=1,
+                             checkpoint_every=10, keep_last=2, sizes=[[32, 32]], frames=[1, 9], val_clips=1,
+                             stats_clips=2, progress=False, compile="off"),  # compiling would cost the tests more
     # A small world model on one CPU (hours): 64x64, up to 17 frames.
-    "world-s-cpu": dict(model="world-s", steps=20000, batch_size=4, lr=3e-4, warmup_steps=500, ema_decay=0.999,
-                        log_every=20, checkpoint_every=1000, sample_every=2000, sizes=[[64, 64]], frames=[1, 9, 17]),
+    "world-s-cpu": TrainConfig(model="world-s", steps=20000, batch_size=4, lr=3e-4, warmup_steps=500, ema_decay=0.999,
+                               log_every=20, checkpoint_every=1000, sample_every=2000, sizes=[[64, 64]],
+                               frames=[1, 9, 17]),
     # The same model on GPUs (per-GPU batch; bf16 autocast).
-    "world-s-gpu": dict(model="world-s", steps=50000, batch_size=32, lr=3e-4, warmup_steps=1000, ema_decay=0.9999,
-                        log_every=50, checkpoint_every=2000, sample_every=5000, num_workers=4,
-                        sizes=[[64, 64], [64, 112], [112, 64]], frames=[1, 17, 33]),
-    "world-b-gpu": dict(model="world-b", steps=100000, batch_size=16, lr=2e-4, warmup_steps=2000, ema_decay=0.9999,
-                        log_every=50, checkpoint_every=2000, sample_every=5000, num_workers=4, strategy="fsdp",
-                        sizes=[[128, 128], [128, 224], [224, 128]], frames=[1, 17, 33]),
+    "world-s-gpu": TrainConfig(model="world-s", steps=50000, batch_size=32, lr=3e-4, warmup_steps=1000,
+                               ema_decay=0.9999, log_every=50, checkpoint_every=2000, sample_every=5000, num_workers=4,
+                               sizes=[[64, 64], [64, 112], [112, 64]], frames=[1, 17, 33]),
+    "world-b-gpu": TrainConfig(model="world-b", steps=100000, batch_size=16, lr=2e-4, warmup_steps=2000,
+                               ema_decay=0.9999, log_every=50, checkpoint_every=2000, sample_every=5000, num_workers=4,
+                               strategy="fsdp", sizes=[[128, 128], [128, 224], [224, 128]], frames=[1, 17, 33]),
 }
 
 
-# ----------------------------------------------------------------------------- overrides
+# ----------------------------------------------------------------------------- the one override path
 
-def _field_types() -> dict[str, Any]:
-    return typing.get_type_hints(TrainConfig)
+_BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 
-def _coerce(key: str, value: Any, typ: Any) -> Any:
-    """Turn a YAML value or a --set string into the field's type, or raise ValueError naming the key."""
+def parse_value(key: str, value: Any, typ: Any) -> Any:
+    """`value` (a YAML value, or a command-line string) as a field of type `typ`: bool, int, float, str, list,
+    dict, or one of them | None. Strings are read as YAML for lists and dicts ("[1, 9]", "{none: 1}");
+    ValueError naming `key` otherwise."""
     args = typing.get_args(typ)
-    optional = type(None) in args
-    base = next((a for a in args if a is not type(None)), typ) if args else typ
-    if isinstance(value, str) and optional and value.strip().lower() in ("none", "null", ""):
+    base = next((a for a in args if a is not type(None)), typ)
+    if type(None) in args and (value is None or isinstance(value, str) and value.strip().lower() in ("none", "null", "")):
         return None
-    if value is None:
-        if optional:
-            return None
-        raise ValueError(f"{key} cannot be None")
     try:
-        if base is bool:
-            if isinstance(value, bool):
-                return value
-            s = str(value).strip().lower()
-            if s in ("1", "true", "yes", "on"):
-                return True
-            if s in ("0", "false", "no", "off"):
-                return False
+        if isinstance(value, bool) and base in (int, float):  # True is an int to Python, not to a config
             raise ValueError
+        if base is bool:
+            return _BOOLS[str(value).strip().lower()]
         if base is int:
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            number = float(value)  # "1e3" is an int too
+            if not number.is_integer():
                 raise ValueError
-            return int(float(value)) if isinstance(value, str) and "e" in value.lower() else int(value)
+            return value if isinstance(value, int) else int(number)
         if base is float:
-            if isinstance(value, bool):
-                raise ValueError
-            return float(value)
-        if base is str:
-            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-                raise ValueError
+            return float(value)  # YAML reads 3e-4 (no dot) as a string
+        if base is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
         if base in (list, dict):
-            if isinstance(value, str):
-                value = yaml.safe_load(value)
-            if not isinstance(value, base):
-                raise ValueError
-            return value
-    except (ValueError, TypeError, yaml.YAMLError):
+            parsed = yaml.safe_load(value) if isinstance(value, str) else value
+            if isinstance(parsed, base):
+                return parsed
+    except (ValueError, TypeError, KeyError, OverflowError, yaml.YAMLError):
         pass
-    else:
-        return value
     raise ValueError(f"{key}: cannot use {value!r} as {getattr(typ, '__name__', None) or typ}")
+
+
+def apply(d: dict[str, Any], values: dict[str, Any], source: str) -> dict[str, Any]:
+    """Update `d` (TrainConfig fields) by `values`, each read as its field's type; keys `model.a.b` go into
+    model_overrides. ValueError on unknown keys, naming `source` (a file, "--set", "flag"). Returns `d`."""
+    types = typing.get_type_hints(TrainConfig)
+    for key, value in values.items():
+        if key.startswith("model.") and key.count(".") >= 2:
+            *path, name = key.split(".")[1:]
+            node = d["model_overrides"] = copy.deepcopy(d.get("model_overrides") or {})
+            for p in path:
+                node = node.setdefault(p, {})
+            node[name] = yaml.safe_load(value) if isinstance(value, str) else value
+        elif key in types:
+            d[key] = parse_value(f"{source}: {key}", value, types[key])
+        else:
+            raise ValueError(f"{source}: unknown training option {key!r}; valid options: {', '.join(sorted(types))}")
+    return d
 
 
 def _merge(base: dict, over: dict, where: str) -> dict:
@@ -233,26 +249,6 @@ def _merge(base: dict, over: dict, where: str) -> dict:
             raise ValueError(f"{where}: unknown key {k!r}; valid keys: {sorted(base)}")
         out[k] = _merge(base[k], v, f"{where}.{k}") if isinstance(base[k], dict) and isinstance(v, dict) else v
     return out
-
-
-def apply_overrides(d: dict[str, Any], overrides: dict[str, Any], source: str) -> dict[str, Any]:
-    """Return d updated by overrides; keys `model.a.b` go into model_overrides. ValueError on unknown keys."""
-    types = _field_types()
-    d = dict(d)
-    for key, value in overrides.items():
-        if key.startswith("model.") and key.count(".") >= 2:
-            path = key.split(".")[1:]
-            nested = json.loads(json.dumps(d.get("model_overrides") or {}))
-            node = nested
-            for p in path[:-1]:
-                node = node.setdefault(p, {})
-            node[path[-1]] = yaml.safe_load(value) if isinstance(value, str) else value
-            d["model_overrides"] = nested
-            continue
-        if key not in types:
-            raise ValueError(f"{source}: unknown training option {key!r}; valid options: {', '.join(sorted(types))}")
-        d[key] = _coerce(f"{source}: {key}", value, types[key])
-    return d
 
 
 def parse_sets(items: list[str] | None) -> dict[str, str]:
@@ -280,19 +276,59 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def resolve(preset: str = "tiny-test", yaml_path: str | Path | None = None, sets: list[str] | dict | None = None,
-            **explicit) -> TrainConfig:
-    """Preset -> YAML -> --set -> explicit keyword values (None = not given). Returns a validated TrainConfig."""
+            **flags) -> TrainConfig:
+    """Preset -> YAML -> --set -> flags (None = not given). Returns a TrainConfig checked against its model."""
     if preset not in TRAIN_PRESETS:
         raise ValueError(f"unknown training preset {preset!r}; choose from {sorted(TRAIN_PRESETS)}")
-    d = TrainConfig().to_dict()
-    d = apply_overrides(d, TRAIN_PRESETS[preset], f"preset {preset}")
+    d = TRAIN_PRESETS[preset].to_dict()  # a deep copy: the preset itself never changes
     if yaml_path is not None:
-        d = apply_overrides(d, load_yaml(yaml_path), str(yaml_path))
-    d = apply_overrides(d, sets if isinstance(sets, dict) else parse_sets(sets), "--set")
-    d = apply_overrides(d, {k: v for k, v in explicit.items() if v is not None}, "flag")
-    return TrainConfig(**d)
+        apply(d, load_yaml(yaml_path), str(yaml_path))
+    apply(d, sets if isinstance(sets, dict) else parse_sets(sets), "--set")
+    apply(d, {k: v for k, v in flags.items() if v is not None}, "flag")
+    cfg = TrainConfig(**d)
+    cfg.model_config()  # raises if an option does not fit the model it builds
+    return cfg
 
 
 def from_dict(d: dict[str, Any]) -> TrainConfig:
     """Rebuild a TrainConfig from config.json (unknown keys are an error)."""
-    return TrainConfig(**apply_overrides(TrainConfig().to_dict(), d, "config.json"))
+    return TrainConfig(**apply(TrainConfig().to_dict(), d, "config.json"))
+
+
+# ----------------------------------------------------------------------------- command-line flags
+
+# Older, shorter names some flags keep (scripts and recipes use them).
+ALIASES = {"vae_from": ("--vae",), "init_from": ("--init",)}
+
+
+def field_help(cls) -> dict[str, str]:
+    """Each field's trailing comment in the class source (its documentation), as --help text."""
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):  # no source (a frozen build): flags without help
+        return {}
+    out = {}
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        name = re.match(r"\s*(\w+)\s*:", tok.line) if tok.type == tokenize.COMMENT else None
+        if name:
+            out.setdefault(name.group(1), tok.string.lstrip("#").strip().replace("%", "%%"))
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ("task",)) -> None:
+    """One flag per TrainConfig field (`lr` -> --lr, `batch_size` -> --batch-size). Flags keep their text:
+    `flags(args)` hands them to `resolve`, which reads them like YAML and --set values."""
+    types, helps = typing.get_type_hints(TrainConfig), field_help(TrainConfig)
+    group = parser.add_argument_group("training options (TrainConfig fields; over --preset, --config and --set)")
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in skip:
+            continue
+        base = next((a for a in typing.get_args(types[f.name]) if a is not type(None)), types[f.name])
+        extra = {"nargs": "?", "const": "true"} if base is bool else {}  # --progress alone means true
+        group.add_argument("--" + f.name.replace("_", "-"), *ALIASES.get(f.name, ()), dest=f.name,
+                           default=argparse.SUPPRESS, metavar=base.__name__.upper(), help=helps.get(f.name), **extra)
+
+
+def flags(args: argparse.Namespace) -> dict[str, str]:
+    """The TrainConfig fields given on the command line, flags and positionals alike (field name -> text)."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}

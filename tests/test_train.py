@@ -15,7 +15,10 @@ import torch
 
 from tenku.cache import collate_latents
 from tenku.checkpoint import load_state
-from tenku.train import lr_at, random_cond_mask, random_crop, train
+from tenku.cond_mask import random_cond_mask
+from tenku.train import train
+from tenku.train_schedule import lr_at
+from tenku.train_vae import random_crop
 from tenku.train_config import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,10 +154,10 @@ def test_vae_loss_falls_reports_psnr_and_stores_latent_stats(tmp_path):
 
 
 def test_vae_crop_trains_on_crops(tmp_path, monkeypatch):
-    import tenku.train as tt
+    import tenku.train_vae as tv
 
     seen = []
-    monkeypatch.setattr(tt, "random_crop", lambda v, size, g: seen.append(size) or random_crop(v, size, g))
+    monkeypatch.setattr(tv, "random_crop", lambda v, size, g: seen.append(size) or random_crop(v, size, g))
     cfg = resolve("tiny-test", sets=["steps=2", "vae_crop=16", "batch_size=2"], task="vae", out=str(tmp_path))
     train(cfg, dataset=MovingPatterns(n=4), val_dataset=MovingPatterns(n=1))
     assert seen == [16, 16]  # one crop per step
