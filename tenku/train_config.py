@@ -55,38 +55,38 @@ class TrainConfig:
     out: str | None = None  # run folder: config.json, checkpoints/, tensorboard/, samples/, model/
 
     # 2. Optimisation.
-    steps: int = 1000
+    steps: int = 1000  # total optimizer steps
     batch_size: int = 4  # per process
     grad_accum: int = 1  # micro-batches per optimizer step
-    lr: float = 1e-4
+    lr: float = 1e-4  # peak learning rate (AdamW)
     min_lr_ratio: float = 0.1  # cosine floor as a fraction of lr
-    warmup_steps: int = 100
+    warmup_steps: int = 100  # linear warm-up from 0 to lr over these steps
     schedule: str = "cosine"  # "cosine" or "constant" (after warm-up)
-    weight_decay: float = 0.0
-    beta1: float = 0.9
-    beta2: float = 0.99
+    weight_decay: float = 0.0  # AdamW's decoupled weight decay
+    beta1: float = 0.9  # AdamW's first-moment decay
+    beta2: float = 0.99  # AdamW's second-moment decay
     grad_clip: float = 1.0  # max grad norm; 0 = off
     ema_decay: float = 0.999  # 0 = no EMA
     precision: str = "auto"  # "auto" (bf16 autocast on CUDA, fp32 on CPU), "fp32" or "bf16"
     strategy: str = "ddp"  # under torchrun: "ddp" or "fsdp" (FSDP2, one shard unit per DiT block)
     device: str = "auto"  # "auto", "cpu", "cuda"
-    seed: int = 0
+    seed: int = 0  # model init, data order and every training RNG (offset per rank)
     num_workers: int = 0  # DataLoader worker processes
     max_train_minutes: float = 0.0  # stop (checkpoint, export) once this much time went into training steps; 0 = off
     compile: str = "auto"  # torch.compile the training forward: "auto" (where a C compiler / Triton exists), "on", "off"
 
     # 3. Logging, checkpoints, samples.
-    log_every: int = 10
-    checkpoint_every: int = 500
+    log_every: int = 10  # steps per log line (losses averaged over them)
+    checkpoint_every: int = 500  # steps between checkpoints
     checkpoint_minutes: float = 30.0  # also checkpoint after this much wall time since the last one (0 = off)
-    keep_last: int = 3
+    keep_last: int = 3  # checkpoints kept (older ones are deleted)
     sample_every: int = 0  # DiT: write sample videos every N steps (0 = off)
-    sample_prompts: list = field(default_factory=lambda: ["a red ball moves right on a black background"])
+    sample_prompts: list = field(default_factory=lambda: ["a red ball moves right on a black background"])  # previews
     eval_every: int = 0  # VAE: PSNR/SSIM on held-out clips every N steps (0 = only at the end)
     worldbench_every: int = 0  # DiT: a small WorldBench pass every N steps, logged as wb/* (0 = off)
     worldbench_count: int = 8  # clips per pass
     worldbench_steps: int = 10  # sampler steps per clip
-    worldbench_split: str = "id"
+    worldbench_split: str = "id"  # world split of the pass (tenku.worldbench.truth.SPLITS)
     worldbench_mix: str = "full"  # scene mix of the pass (tenku.world.sample.MIXES)
     progress: bool = True  # tqdm bar on rank 0
 
@@ -100,13 +100,13 @@ class TrainConfig:
     per_frame_t: bool = False  # diffusion forcing: independent noise level per latent frame
 
     # 6. VAE objective.
-    kl_weight: float = 1e-6
+    kl_weight: float = 1e-6  # weight of the KL term that keeps latents near N(0, 1)
     vae_crop: int = 0  # train on random square crops of this side (0 = whole frames); a multiple of the VAE's stride
     freq_weight: float = 0.5  # multi-scale Laplacian + FFT-magnitude term (no downloaded network)
     fg_weight: float = 0.0  # extra L1 weight on foreground pixels (far from the frame's median colour)
     adv_weight: float = 0.0  # hinge patch-discriminator loss; 0 = off
     adv_start: int = 0  # step at which the adversarial term starts
-    disc_lr: float = 1e-4
+    disc_lr: float = 1e-4  # the discriminator's learning rate (constant)
     val_clips: int = 4  # clips held out of the manifest for PSNR/SSIM when val_data is None
     stats_clips: int = 16  # training clips encoded to measure the latent mean/std
 
@@ -198,7 +198,7 @@ def parse_value(key: str, value: Any, typ: Any) -> Any:
     ValueError naming `key` otherwise."""
     args = typing.get_args(typ)
     base = next((a for a in args if a is not type(None)), typ)
-    if type(None) in args and (value is None or isinstance(value, str) and value.strip().lower() in ("none", "null", "")):
+    if type(None) in args and (value is None or str(value).strip().lower() in ("none", "null", "")):
         return None
     try:
         if isinstance(value, bool) and base in (int, float):  # True is an int to Python, not to a config

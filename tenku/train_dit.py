@@ -97,7 +97,8 @@ class DiTTask(Task):
             else:
                 stride = mcfg.vae.spatial_compression * mcfg.dit.patch_size[1]
                 dataset, collate = clip_dataset(cfg, read_manifest(data), stride), collate_videos
-        check_cache(getattr(dataset, "settings", None), mcfg, self.frozen_vae if cfg.vae_from or cfg.init_from else None)
+        trained_vae = self.frozen_vae if cfg.vae_from or cfg.init_from else None
+        check_cache(getattr(dataset, "settings", None), mcfg, trained_vae)
         return dataset, collate, val_dataset
 
     def latents(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -119,7 +120,8 @@ class DiTTask(Task):
         cond = random_cond_mask(B, T, self.cfg.cond_probs, self.generators["cond"]).to(self.device)  # (B, T')
         with self.ctx.autocast:
             loss = flow.training_loss(_TokenAware(self.forward, self.model), x0, text, text_mask, self.mcfg.flow,
-                                      cond_mask=cond, per_frame_t=self.cfg.per_frame_t, generator=self.generators["noise"])
+                                      cond_mask=cond, per_frame_t=self.cfg.per_frame_t,
+                                      generator=self.generators["noise"])
         return loss, B, B * self.model.num_tokens(T, h, w), {}
 
     def evaluate(self, step, final, clock):

@@ -197,7 +197,8 @@ class Task:
         if not self.ctx.ranks.sharded:
             digest = distributed.check_replicas(self.model, info)  # DDP: every rank must hold the same weights
             if info.main:
-                save_json(self.ctx.run / "weights_checksum.json", {"model_sha256": digest, "world_size": info.world_size})
+                save_json(self.ctx.run / "weights_checksum.json",
+                          {"model_sha256": digest, "world_size": info.world_size})
         weights = self.weights()
         if info.main:
             self.write_model(out, weights)

@@ -13,13 +13,13 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from . import distributed
 from .checkpoint import save_model_dir
 from .data import collate_videos, read_manifest
 from .train_data import clip_dataset, data_path
 from .train_task import Task, init_dit, init_vae
 from .vae import VideoVAE
 from .vae_loss import PatchDiscriminator, hinge_d_loss, hinge_g_loss, kl_loss, psnr, reconstruction_loss, ssim
-from . import distributed
 
 
 def random_crop(video: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:

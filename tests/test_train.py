@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -249,6 +250,23 @@ def test_worldbench_pass_logs_scores_during_dit_training(tmp_path):
     assert len(wb) == 1 and wb[0]["step"] == 2 and wb[0]["train_seconds"] > 0
     assert 0.0 <= wb[0]["wb/color_accuracy"] <= 1.0
     assert len(list((tmp_path / "worldbench" / "step_00000002" / "generated").rglob("*.mp4"))) == 2
+
+
+def test_same_seed_same_losses_another_seed_others(tmp_path):
+    # Both tasks: every random draw (init, data order, t, noise, masks, crops, posterior samples) follows the seed.
+    def losses(task, seed, run, **data):
+        sets = ["steps=4", f"seed={seed}", "checkpoint_every=100", "batch_size=2"]
+        sets += ["vae_crop=16", "cond_probs={none: 1, first: 1, middle: 1}"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            train(resolve("tiny-test", sets=sets, task=task, out=str(tmp_path / run)), **data)
+        return [v for _, v in sorted(_losses(tmp_path / run).items())]
+
+    for task, data in [("dit", dict(dataset=FixedLatents(), collate=collate_latents)),
+                       ("vae", dict(dataset=MovingPatterns(n=4), val_dataset=MovingPatterns(n=1)))]:
+        a, b, c = (losses(task, seed, f"{task}{i}", **data) for i, seed in enumerate((0, 0, 1)))
+        assert len(a) == 4 and a == b, task
+        assert all(x != y for x, y in zip(a, c)), task
 
 
 def test_existing_run_needs_resume(tmp_path):
