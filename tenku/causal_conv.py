@@ -143,41 +143,52 @@ def preserve_signal(conv: nn.Conv2d, time_conv: "CausalConv3d | None") -> None:
 class Downsample(nn.Module):
     """Halve H and W (stride-2 conv per frame); optionally halve time with a causal (kt,1,1) stride-2 conv,
     which maps 1 + 2k frames to 1 + k (frame 0 alone, then pairs). kt = 2 reads each pair alone; kt = 3 also
-    the frame before it."""
+    the frame before it. `first_frame_alone` (Wan's VAE): the stream's frame 0 skips the time conv unchanged."""
 
-    def __init__(self, in_ch: int, out_ch: int, temporal: bool, time_kernel: int = 3):
+    def __init__(self, in_ch: int, out_ch: int, temporal: bool, time_kernel: int = 3, first_frame_alone: bool = False):
         super().__init__()
         self.conv = nn.Conv2d(in_ch, out_ch, 3, stride=2)
         self.time_conv = (CausalConv3d(out_ch, out_ch, kernel=(time_kernel, 1, 1), stride_t=2)
                           if temporal else None)
+        self.first_frame_alone = first_frame_alone
         preserve_signal(self.conv, self.time_conv)
 
     def forward(self, x: torch.Tensor, cache: Cache | None = None) -> torch.Tensor:  # (B, T, H, W, C)
         x = F.pad(x, (0, 0, 0, 1, 0, 1))  # (B, T, H+1, W+1, C): pad right/bottom so stride 2 halves exactly
         x = _per_frame(self.conv, x)  # (B, T, H/2, W/2, C')
         if self.time_conv is not None:
-            x = self.time_conv(x, cache)  # (B, T', H/2, W/2, C')
+            first = cache is None or self.time_conv not in cache
+            y = self.time_conv(x, cache)  # (B, T', H/2, W/2, C'); the conv still caches frame 0 as later context
+            x = torch.cat([x[:, :1], y[:, 1:]], dim=1) if first and self.first_frame_alone else y
         return x
 
 
 class Upsample(nn.Module):
     """Mirror of Downsample: optionally double time (a causal conv emits two frames per input frame, except
-    that the stream's first frame gives one), then nearest 2x in space and a 3x3 conv per frame."""
+    that the stream's first frame gives one), then nearest 2x in space and a 3x3 conv per frame.
+    `first_frame_alone` (Wan's VAE): frame 0 skips the time conv unchanged, whose stream starts at frame 1."""
 
-    def __init__(self, in_ch: int, out_ch: int, temporal: bool, time_kernel: int = 3):
+    def __init__(self, in_ch: int, out_ch: int, temporal: bool, time_kernel: int = 3, first_frame_alone: bool = False):
         super().__init__()
         self.time_conv = CausalConv3d(in_ch, 2 * in_ch, kernel=(time_kernel, 1, 1)) if temporal else None
         self.conv = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+        self.first_frame_alone = first_frame_alone
         preserve_signal(self.conv, self.time_conv)
+
+    def _double(self, x: torch.Tensor, cache: Cache | None) -> torch.Tensor:
+        B, T, H, W, C = x.shape
+        y = self.time_conv(x, cache)  # (B, T, H, W, 2C)
+        return y.view(B, T, H, W, 2, C).permute(0, 1, 4, 2, 3, 5).reshape(B, 2 * T, H, W, C)  # t -> 2t, 2t+1
 
     def forward(self, x: torch.Tensor, cache: Cache | None = None) -> torch.Tensor:  # (B, T, H, W, C)
         if self.time_conv is not None:
-            B, T, H, W, C = x.shape
             first = cache is None or self not in cache
-            y = self.time_conv(x, cache)  # (B, T, H, W, 2C)
-            x = y.view(B, T, H, W, 2, C).permute(0, 1, 4, 2, 3, 5).reshape(B, 2 * T, H, W, C)  # t -> 2t, 2t+1
-            if first:
-                x = x[:, 1:]  # latent frame 0 stands for one frame only: 1 + k -> 1 + 2k
-                if cache is not None:
-                    cache[self] = True
+            if cache is not None:
+                cache[self] = True
+            if first and self.first_frame_alone:
+                x = torch.cat([x[:, :1], self._double(x[:, 1:], cache)], dim=1) if x.shape[1] > 1 else x
+            elif first:
+                x = self._double(x, cache)[:, 1:]  # latent frame 0 stands for one frame only: 1 + k -> 1 + 2k
+            else:
+                x = self._double(x, cache)
         return _per_frame(lambda f: self.conv(F.interpolate(f, scale_factor=2.0, mode="nearest")), x)

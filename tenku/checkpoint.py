@@ -150,6 +150,9 @@ def load_model_config(path: str | Path) -> ModelConfig:
     if version != FORMAT_VERSION:
         raise CheckpointError(f"{path / 'config.json'}: format_version {version!r}, this Tenku reads {FORMAT_VERSION}")
     try:
-        return ModelConfig.from_dict(d)
+        cfg = ModelConfig.from_dict(d)
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{path / 'config.json'}: {e}") from None
+    if cfg.text_encoder != "minilm" and (path / cfg.text_encoder).is_dir():  # a text encoder kept inside the model
+        cfg.text_encoder = str((path / cfg.text_encoder).resolve())  # directory (`tenku convert wan` writes one)
+    return cfg

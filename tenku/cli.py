@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 # Feature modules that add sub-commands.
-FEATURES = ["tenku.world.cli", "tenku.worldbench.cli", "tenku.cache", "tenku.train", "tenku.serve.cli"]
+FEATURES = ["tenku.world.cli", "tenku.worldbench.cli", "tenku.cache", "tenku.train", "tenku.serve.cli", "tenku.convert"]
 
 
 def cmd_generate(args) -> int:

@@ -47,3 +47,19 @@ def diffusers_wan_to_tenku(state: dict[str, torch.Tensor]) -> dict[str, torch.Te
         else:
             raise KeyError(f"no Tenku name for diffusers key {key!r}")
     return out
+
+
+def cmd_convert_wan(args) -> int:
+    from .wan import convert_wan  # reads and writes multi-GB weights only when asked
+
+    print(convert_wan(args.dir, args.out))
+    return 0
+
+
+def register_cli(subparsers) -> None:
+    p = subparsers.add_parser("convert", help="write a Tenku model directory from published weights")
+    kinds = p.add_subparsers(dest="kind", required=True)
+    w = kinds.add_parser("wan", help="a Wan 2.1 text-to-video folder in the diffusers layout (tenku/wan.py)")
+    w.add_argument("dir", help="the Wan folder (model_index.json, transformer/, vae/, text_encoder/, tokenizer/, scheduler/)")
+    w.add_argument("out", help="new Tenku model directory (text_encoder/ and tokenizer/ are hard-linked where possible)")
+    w.set_defaults(func=cmd_convert_wan)

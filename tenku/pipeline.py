@@ -23,6 +23,7 @@ from .sampler import Conditioning, GuidedVelocity, sample
 from .text import load_text_encoder
 from .vae import VideoVAE
 from .video_io import VideoWriter, tensor_to_frames, write_video
+from .wan import is_diffusers_folder, load_wan
 
 DEFAULT_MODEL = Path(__file__).parent / "assets" / "world-xs"
 Callback = Callable[[int, int], None]  # callback(step, total) after every sampler step
@@ -51,14 +52,19 @@ class Pipeline:
 
     @classmethod
     def from_dir(cls, path: str | Path, device: str | torch.device = "cpu") -> "Pipeline":
+        """A Tenku model directory, or a Wan 2.1 folder in the diffusers layout (mapped by tenku/wan.py)."""
         path = Path(path)
-        cfg = load_model_config(path)  # types and bounds checked
-        check_before_build(lambda: VideoVAE(cfg.vae), path / "vae.safetensors")
-        check_before_build(lambda: DiT(cfg.dit), path / "dit.safetensors")
-        vae, dit = VideoVAE(cfg.vae), DiT(cfg.dit)
-        load_state(vae, path / "vae.safetensors")
-        load_state(dit, path / "dit.safetensors")
-        return cls(cfg, vae, dit, load_text_encoder(cfg.text_encoder, cfg.text_max_length, device), device)
+        if is_diffusers_folder(path):
+            cfg, vae, dit = load_wan(path)
+        else:
+            cfg = load_model_config(path)  # types and bounds checked
+            check_before_build(lambda: VideoVAE(cfg.vae), path / "vae.safetensors")
+            check_before_build(lambda: DiT(cfg.dit), path / "dit.safetensors")
+            vae, dit = VideoVAE(cfg.vae), DiT(cfg.dit)
+            load_state(vae, path / "vae.safetensors")
+            load_state(dit, path / "dit.safetensors")
+        text = load_text_encoder(cfg.text_encoder, cfg.text_max_length, device, cfg.text_convention, cfg.negative_prompt)
+        return cls(cfg, vae, dit, text, device)
 
     def apply_lora(self, path: str | Path, scale: float = 1.0) -> "Pipeline":
         """Fold a LoRA adapter folder (tenku/lora.py) into the transformer: `scale` times its change."""
@@ -143,19 +149,25 @@ class Pipeline:
         if cond is not None and self.cfg.flow.given_noise > 0:  # as training saw given frames (FlowConfig)
             cond = Conditioning(cond.latents, cond.mask, flow.given_t(self.cfg.flow),
                                 torch.randn(noise.shape, generator=g).to(self.device))
-        velocity = GuidedVelocity(self.dit, text, text_mask, guidance, cond)
+        velocity = GuidedVelocity(self.dit, text, text_mask, guidance, cond, self._null_text())
         return sample(velocity, noise, steps, shift, sampler, cond=cond, t_start=t_start, callback=callback)
 
     def _first_frame(self, noise, text, text_mask, steps, guidance, sampler) -> Conditioning:
         """Two-stage text-to-video (Emu Video's factorisation): latent frame 0 sampled as an image (a one-frame
         video) from the text, then given to the second stage, which only has to animate it."""
         shift = flow.shift_for_tokens(self.dit.num_tokens(1, *noise.shape[-2:]), self.cfg.flow)
-        first = sample(GuidedVelocity(self.dit, text, text_mask, guidance), noise[:, :, :1], steps, shift, sampler)
+        first = sample(GuidedVelocity(self.dit, text, text_mask, guidance, null_text=self._null_text()),
+                       noise[:, :, :1], steps, shift, sampler)
         given = torch.zeros_like(noise)
         given[:, :, :1] = first  # (1, C, 1, h, w) of (1, C, T', h, w)
         mask = torch.zeros(1, noise.shape[2], dtype=torch.bool, device=noise.device)
         mask[:, 0] = True
         return Conditioning(given, mask)
+
+    def _null_text(self):
+        """Guidance's unconditional text: None (flow.null_text) or, for a Wan model, its encoded negative prompt."""
+        null = self.text_encoder.null_text(1)
+        return None if null is None else tuple(t.to(self.device) for t in null)
 
     def decode_latents(self, z: torch.Tensor) -> torch.Tensor:
         """(1, C, T', h, w) normalised latents -> (T, H, W, 3) uint8."""

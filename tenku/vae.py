@@ -120,16 +120,18 @@ class Encoder(nn.Module):
                 blocks.append(ResBlock(c, ci, kt))
                 c = ci
             if i + 1 < len(ch):
-                blocks.append(Downsample(c, c, (i + 1) in cfg.temporal_down_levels, kt_resample))
+                blocks.append(Downsample(c, c, (i + 1) in cfg.temporal_down_levels, kt_resample, cfg.wan_layout))
         self.blocks = nn.ModuleList(blocks + _mid_blocks(c, cfg))
         self.norm_out = RMSNorm(c)
         self.conv_out = CausalConv3d(c, 2 * cfg.latent_channels, kernel=(kt, 3, 3))
+        self.quant_conv = CausalConv3d(2 * cfg.latent_channels, 2 * cfg.latent_channels, 1) if cfg.wan_layout else None
 
     def forward(self, x: torch.Tensor, cache: Cache | None = None) -> torch.Tensor:
         x = self.conv_in(x, cache)  # (B, T, H, W, C0)
         for block in self.blocks:
             x = block(x, cache)  # down to (B, T', h, w, C_top)
-        return self.conv_out(F.silu(self.norm_out(x)), cache)  # (B, T', h, w, 2C)
+        x = self.conv_out(F.silu(self.norm_out(x)), cache)  # (B, T', h, w, 2C)
+        return x if self.quant_conv is None else self.quant_conv(x)
 
 
 class Decoder(nn.Module):
@@ -140,6 +142,7 @@ class Decoder(nn.Module):
         ch = _channels(cfg)
         kt, kt_resample = _time_kernels(cfg)
         c = ch[-1]
+        self.post_quant_conv = CausalConv3d(cfg.latent_channels, cfg.latent_channels, 1) if cfg.wan_layout else None
         self.conv_in = CausalConv3d(cfg.latent_channels, c, kernel=(kt, 3, 3))
         blocks = _mid_blocks(c, cfg)
         for i in reversed(range(len(ch))):
@@ -147,13 +150,16 @@ class Decoder(nn.Module):
                 blocks.append(ResBlock(c, ch[i], kt))
                 c = ch[i]
             if i > 0:
-                blocks.append(Upsample(c, ch[i - 1], i in cfg.temporal_down_levels, kt_resample))
-                c = ch[i - 1]
+                out = c // 2 if cfg.wan_layout else ch[i - 1]
+                blocks.append(Upsample(c, out, i in cfg.temporal_down_levels, kt_resample, cfg.wan_layout))
+                c = out
         self.blocks = nn.ModuleList(blocks)
         self.norm_out = RMSNorm(c)
         self.conv_out = CausalConv3d(c, cfg.in_channels, kernel=(kt, 3, 3))
 
     def forward(self, z: torch.Tensor, cache: Cache | None = None) -> torch.Tensor:
+        if self.post_quant_conv is not None:
+            z = self.post_quant_conv(z)  # (B, T', h, w, C), per latent pixel
         x = self.conv_in(z, cache)  # (B, T', h, w, C_top)
         for block in self.blocks:
             x = block(x, cache)  # up to (B, T, H, W, C0)
