@@ -9,6 +9,7 @@ extra. Only safetensors are read: a folder holding a pickled `adapter_model.bin`
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -49,6 +50,17 @@ def lora_state(dit: nn.Module) -> dict[str, torch.Tensor]:
     from peft import get_peft_model_state_dict
 
     return get_peft_model_state_dict(dit)
+
+
+def merged_state(dit: nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict of a plain DiT equal to `dit` with its adapters folded in (dit itself is left as it is)."""
+    from peft.tuners.lora import LoraLayer
+
+    merged = copy.deepcopy(dit)
+    for module in merged.modules():
+        if isinstance(module, LoraLayer):
+            module.merge()  # W += alpha/r * B @ A, in the copy
+    return {k.replace(".base_layer.", "."): v for k, v in merged.state_dict().items() if "lora_" not in k}
 
 
 def save_lora(dit: nn.Module, path: str | Path, base: str | None = None, **meta) -> Path:

@@ -10,7 +10,7 @@ from tenku import flow
 from tenku.checkpoint import CheckpointError, save_tensors
 from tenku.config import preset
 from tenku.dit import DiT
-from tenku.lora import add_lora, lora_state, merge_lora, read_lora, save_lora
+from tenku.lora import add_lora, lora_state, merge_lora, merged_state, read_lora, save_lora
 
 pytest.importorskip("peft")
 
@@ -131,3 +131,12 @@ def test_generate_with_lora_flag(tmp_path, capsys):
     capsys.readouterr()
     assert main(["generate", "x", "--model", str(model), "--lora", str(tmp_path / "nope"), "-q"]) == 2
     assert "LoRA adapter folder not found" in capsys.readouterr().err
+
+
+def test_merged_state_loads_into_a_plain_dit_with_the_same_output():
+    dit, _, _ = _trained(steps=3)
+    plain = DiT(preset("tiny").dit).eval()
+    plain.load_state_dict(merged_state(dit))  # strict: exactly the plain model's keys
+    with torch.no_grad():
+        torch.testing.assert_close(plain(*_inputs()), dit(*_inputs()), rtol=1e-5, atol=1e-5)
+    assert any("lora_A" in k for k in dit.state_dict())  # the adapted model itself is unchanged
