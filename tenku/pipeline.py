@@ -20,7 +20,7 @@ from .dit import DiT
 from .conditioning import Conditioner, Plan, check_frame_size, load_frames, valid_prefix
 from .request import MAX_INPUT_FRAMES, Checked, GenerateRequest, check_size, spatial_stride
 from .sampler import Conditioning, GuidedVelocity, sample
-from .text import load_text_encoder
+from .text import text_encoder_for
 from .vae import VideoVAE
 from .video_io import VideoWriter, tensor_to_frames, write_video
 from .wan import is_diffusers_folder, load_wan
@@ -63,8 +63,7 @@ class Pipeline:
             vae, dit = VideoVAE(cfg.vae), DiT(cfg.dit)
             load_state(vae, path / "vae.safetensors")
             load_state(dit, path / "dit.safetensors")
-        text = load_text_encoder(cfg.text_encoder, cfg.text_max_length, device, cfg.text_convention, cfg.negative_prompt)
-        return cls(cfg, vae, dit, text, device)
+        return cls(cfg, vae, dit, text_encoder_for(cfg, device), device)
 
     def apply_lora(self, path: str | Path, scale: float = 1.0) -> "Pipeline":
         """Fold a LoRA adapter folder (tenku/lora.py) into the transformer: `scale` times its change."""

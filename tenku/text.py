@@ -22,6 +22,8 @@ from pathlib import Path
 
 import torch
 
+from .config import ModelConfig
+
 
 def minilm_path() -> Path:
     try:
@@ -144,3 +146,8 @@ def load_text_encoder(name: str = "minilm", max_length: int = 48, device: str | 
                 " point text_encoder in config.json at a local Hugging Face model folder)")
         _ENCODERS[key] = TextEncoder(path, max_length, device, convention=convention, negative_prompt=negative_prompt)
     return _ENCODERS[key]
+
+
+def text_encoder_for(cfg: ModelConfig, device: str | torch.device = "cpu") -> TextEncoder:
+    """The text encoder of a model, reading text the way the model was trained to (its text_convention)."""
+    return load_text_encoder(cfg.text_encoder, cfg.text_max_length, device, cfg.text_convention, cfg.negative_prompt)
