@@ -98,6 +98,8 @@ class TrainConfig:
     # 5. DiT objective.
     cond_probs: dict = field(default_factory=_default_cond_probs)  # frame-conditioning mode probabilities
     per_frame_t: bool = False  # diffusion forcing: independent noise level per latent frame
+    lora_rank: int = 0  # > 0: train LoRA adapters of this rank on a frozen init_from DiT (tenku/lora.py)
+    lora_alpha: float = 0.0  # adapter scale numerator (0 = the rank, i.e. scale 1)
 
     # 6. VAE objective.
     kl_weight: float = 1e-6  # weight of the KL term that keeps latents near N(0, 1)
@@ -157,6 +159,9 @@ def check_fields(cfg: TrainConfig) -> None:
     for f in cfg.frames:
         if int(f) < 1 or (int(f) - 1) % 4:
             raise ValueError(f"frames entries must be 1 + 4k, got {f}")
+    if cfg.lora_rank and (cfg.task != "dit" or not cfg.init_from or not 1 <= cfg.lora_rank <= 1024):
+        raise ValueError(f"lora_rank {cfg.lora_rank} needs task dit, init_from (the frozen model to adapt) and a"
+                         " rank in 1..1024")
 
 
 def check_model(cfg: TrainConfig, mcfg: ModelConfig) -> None:

@@ -21,6 +21,7 @@ from .checkpoint import load_model_config, load_state, save_model_dir
 from .cond_mask import random_cond_mask
 from .data import collate_videos, read_manifest
 from .dit import DiT
+from .lora import add_lora, merged_state, save_lora
 from .text import load_text_encoder
 from .train_data import clip_dataset, data_path
 from .train_preview import Previews
@@ -81,12 +82,13 @@ class DiTTask(Task):
         return self.build_dit(), vae.eval().requires_grad_(False)
 
     def build_dit(self) -> DiT:
-        """The DiT to train (after the VAE, from the same seeded RNG)."""
-        return init_dit(self.cfg, self.mcfg)
+        """The DiT to train (after the VAE, from the same seeded RNG); with lora_rank, adapters on a frozen one."""
+        dit = init_dit(self.cfg, self.mcfg)
+        return add_lora(dit, self.cfg.lora_rank, self.cfg.lora_alpha or None) if self.cfg.lora_rank else dit
 
-    def trainable_parameters(self) -> list[nn.Parameter]:
-        """Every DiT weight; an adapter run returns only the adapters' (the base frozen)."""
-        return super().trainable_parameters()
+    def weights(self) -> dict[str, torch.Tensor]:
+        """The averaged weights as a plain DiT's (adapters folded in), for previews, WorldBench and export."""
+        return merged_state(self.averaged) if self.cfg.lora_rank else super().weights()
 
     def data(self, dataset, collate, val_dataset):
         cfg, mcfg = self.cfg, self.mcfg
@@ -146,3 +148,5 @@ class DiTTask(Task):
         dit = DiT(self.mcfg.dit)
         dit.load_state_dict(weights)
         save_model_dir(out, self.mcfg, self.frozen_vae, dit)
+        if self.cfg.lora_rank:  # the adapter alone too: the small thing to share (`tenku generate --lora`)
+            save_lora(self.averaged, out.parent / "lora", base=self.cfg.init_from, data=str(self.cfg.data))

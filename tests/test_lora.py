@@ -140,3 +140,35 @@ def test_merged_state_loads_into_a_plain_dit_with_the_same_output():
     with torch.no_grad():
         torch.testing.assert_close(plain(*_inputs()), dit(*_inputs()), rtol=1e-5, atol=1e-5)
     assert any("lora_A" in k for k in dit.state_dict())  # the adapted model itself is unchanged
+
+
+def test_train_dit_with_lora_rank_trains_adapters_on_a_frozen_base_and_resumes(tmp_path):
+    import warnings
+
+    from tenku.cache import collate_latents
+    from tenku.checkpoint import load_state, save_model_dir
+    from tenku.train import train
+    from tenku.train_config import resolve
+    from tenku.vae import VideoVAE
+    from test_train import FixedLatents
+
+    cfg = preset("tiny")
+    base = save_model_dir(tmp_path / "base", cfg, VideoVAE(cfg.vae), _dit())
+    sets = ["lr=1e-2", "warmup_steps=1", "lora_rank=4", f"init_from={base}", "checkpoint_every=5", "ema_decay=0"]
+    run = str(tmp_path / "run")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        train(resolve("tiny-test", sets=sets + ["steps=10"], task="dit", out=run), dataset=FixedLatents(n=4),
+              collate=collate_latents)
+        out = train(resolve("tiny-test", sets=sets + ["steps=20"], task="dit", out=run), dataset=FixedLatents(n=4),
+                    collate=collate_latents, resume_run=True)
+    steps = [json.loads(x)["step"] for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines() if '"loss"' in x]
+    assert steps[-1] == 20 and 11 in steps  # resumed after step 10
+    exported = DiT(cfg.dit)
+    load_state(exported, out / "dit.safetensors")  # a plain model directory with the adapter folded in
+    with torch.no_grad():
+        want = merge_lora(_dit(), tmp_path / "run" / "lora")(*_inputs())
+        torch.testing.assert_close(exported.eval()(*_inputs()), want, rtol=1e-5, atol=1e-5)
+        assert not torch.allclose(want, _dit()(*_inputs()))  # it learnt something
+    with pytest.raises(ValueError, match="lora_rank 4 needs task dit, init_from"):
+        resolve("tiny-test", sets=["lora_rank=4"], task="dit", out=run)
