@@ -83,8 +83,9 @@ def main(argv=None) -> None:
     cache, run = args.out / "cache", args.out / "run"
     tenku("cache", "--model", args.model, "--manifest", str(train_m), "--out", str(cache), "-q")
     sets = {"init_from": args.model, "lora_rank": args.rank, "max_train_minutes": args.minutes, "batch_size": 8,
-            "lr": 1e-3, "warmup_steps": 20, "steps": 100000, "checkpoint_every": 100, "progress": "false"}
-    cmd = ["train", "dit", "--data", str(cache), "--out", str(run)] + [x for k, v in sets.items() for x in ("--set", f"{k}={v}")]
+            "lr": 1e-3, "warmup_steps": 20, "steps": 100000, "checkpoint_every": 100, "progress": "false",
+            "compile": "off"}  # a short run: compiling would take a good part of it
+    cmd = ["train", "dit", "--config", str(ROOT / "recipes" / "world-xs-dit.yaml"), "--data", str(cache), "--out", str(run)] + [x for k, v in sets.items() for x in ("--set", f"{k}={v}")]
     tenku(*cmd, *(["--resume"] if (run / "config.json").is_file() else []))
     before = score(args.model, eval_m, args.out / "before", None)
     after = score(args.model, eval_m, args.out / "after", run / "lora")
