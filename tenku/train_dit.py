@@ -22,7 +22,7 @@ from .cond_mask import random_cond_mask
 from .data import collate_videos, read_manifest
 from .dit import DiT
 from .lora import add_lora, merged_state, save_lora
-from .text import load_text_encoder
+from .text import text_encoder_for
 from .train_data import clip_dataset, data_path
 from .train_preview import Previews
 from .train_task import Task, init_dit, init_vae
@@ -112,7 +112,7 @@ class DiTTask(Task):
             post = self.frozen_vae.encode(batch["video"].to(self.device), chunked=False)
             x0 = self.frozen_vae.normalize(post.sample(self.generators["noise"]))  # (B, C, T', h, w)
             if self.text_encoder is None:
-                self.text_encoder = load_text_encoder(self.mcfg.text_encoder, self.mcfg.text_max_length, self.device)
+                self.text_encoder = text_encoder_for(self.mcfg, self.device)
             text, text_mask = (t.to(self.device) for t in self.text_encoder.encode(batch["caption"]))
         return x0, text, text_mask
 

@@ -28,11 +28,11 @@ class Previews:
             return []
         from .dit import DiT
         from .pipeline import Pipeline
-        from .text import load_text_encoder
+        from .text import text_encoder_for
 
         if self.encoder is None:
             try:
-                self.encoder = load_text_encoder(self.mcfg.text_encoder, self.mcfg.text_max_length, self.device)
+                self.encoder = text_encoder_for(self.mcfg, self.device)
             except (OSError, RuntimeError, ValueError) as e:
                 warnings.warn(f"samples disabled: cannot load the text encoder ({e})", stacklevel=2)
                 self.disabled = True

@@ -27,10 +27,10 @@ class WorldBenchPass:
     def _pipeline(self, dit_state):
         from .dit import DiT
         from .pipeline import Pipeline
-        from .text import load_text_encoder
+        from .text import text_encoder_for
 
         if self.encoder is None:
-            self.encoder = load_text_encoder(self.mcfg.text_encoder, self.mcfg.text_max_length, self.device)
+            self.encoder = text_encoder_for(self.mcfg, self.device)
         dit = DiT(self.mcfg.dit)
         dit.load_state_dict(dit_state)
         return Pipeline(self.mcfg, copy.deepcopy(self.vae), dit, self.encoder, self.device)
