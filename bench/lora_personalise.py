@@ -48,14 +48,15 @@ def score(model: str, manifest: Path, out: Path, lora: Path | None) -> dict:
 
     import tenku
     from tenku.lora import merge_lora
-    from tenku.worldbench.report import read_manifest, score_manifest
+    from tenku.data import read_records
+    from tenku.worldbench.report import score_manifest
     from tenku.worldbench.truth import write_like_world
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     pipe = tenku.load_pipeline(model)
     if lora is not None:
         pipe.dit = merge_lora(pipe.dit, lora)
-    entries, _ = read_manifest(manifest)
+    entries = read_records(manifest)
     for i, e in enumerate(entries):
         video = pipe.generate(e["caption"], seed=1000 + i)
         write_like_world(out / "generated" / e["video"], video.frames, video.fps)

@@ -19,10 +19,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tenku.checkpoint import load_model_config, load_state  # noqa: E402
+from tenku.data import read_records  # noqa: E402
 from tenku.vae import VideoVAE  # noqa: E402
 from tenku.vae_loss import psnr  # noqa: E402
 from tenku.video_io import frames_to_tensor, tensor_to_frames  # noqa: E402
-from tenku.world.make import make_dataset, read_manifest  # noqa: E402
+from tenku.world.make import make_dataset  # noqa: E402
 from tenku.world.render import render  # noqa: E402
 from tenku.world.scene import Scene  # noqa: E402
 from tenku.worldbench.metrics import score_clip  # noqa: E402
@@ -59,7 +60,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         manifest = make_dataset(Path(tmp), args.count, args.split, seed=args.seed, frames=(args.frames,),
                                 workers=1, progress=False)
-        for line in read_manifest(manifest):
+        for line in read_records(manifest):
             scene = Scene.from_dict(line["scene"], line["fps"], line["height"], line["width"])
             spec = spec_from_scene(line["scene"], line["fps"])
             frames = render(scene)  # (T, H, W, 3) uint8, no codec in the way

@@ -20,8 +20,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tenku.data import read_records  # noqa: E402
 from tenku.video_io import read_video  # noqa: E402
-from tenku.world.make import CRF, PIX_FMT, make_dataset, read_manifest  # noqa: E402
+from tenku.world.make import CRF, PIX_FMT, make_dataset  # noqa: E402
 from tenku.world.render import render  # noqa: E402
 from tenku.world.scene import Scene  # noqa: E402
 from tenku.worldbench.metrics import LOWER_IS_BETTER, score_clip  # noqa: E402
@@ -36,7 +37,7 @@ SHOWN = list(BAR) + ["no_object", "left_right_confusion", "gravity_error", "boun
 def floor(split: str, count: int, seed: int, crf: int, tmp: Path) -> dict:
     """{"raw": [metrics per clip], "h264": [...], "lines": manifest lines}."""
     manifest = make_dataset(tmp / split, count, split, seed=seed, workers=1, crf=crf, progress=False)
-    lines = read_manifest(manifest)
+    lines = read_records(manifest)
     out = {"raw": [], "h264": [], "lines": lines}
     for line in lines:
         scene = Scene.from_dict(line["scene"], line["fps"], line["height"], line["width"])

@@ -75,13 +75,7 @@ _INTS = ("frames", "height", "width")
 
 def _clip_from_record(rec: dict, base: Path, where: str, line: int) -> Clip:
     """Validate one manifest record (a dict of raw values) into a Clip; ValueError names `where`."""
-    if not isinstance(rec, dict):
-        raise ValueError(f"{where}: expected a JSON object, got {type(rec).__name__}")
-    video, caption = rec.get("video"), rec.get("caption")
-    if not isinstance(video, str) or not video.strip():
-        raise ValueError(f"{where}: 'video' must be a non-empty path string, got {video!r}")
-    if not isinstance(caption, str):
-        raise ValueError(f"{where}: 'caption' must be a string, got {caption!r}")
+    video, caption = rec["video"], rec["caption"]  # checked by _record
     kw = {}
     for name in _FLOATS + _INTS:
         v = rec.get(name)
@@ -120,43 +114,69 @@ def _read_utf8(path: Path) -> str:
                          "save the manifest as UTF-8") from None
 
 
-def read_manifest(path: str | Path) -> list[Clip]:
-    """Read a .jsonl (one JSON object per line) or .csv (header row with at least video,caption) manifest.
+def read_records(path: str | Path, errors: list[dict] | None = None) -> list[dict]:
+    """The lines of a .jsonl (one JSON object per line) or .csv/.tsv (header row) manifest as raw dicts, each with
+    its 1-based line number under "_line" and every field it has (e.g. Tenku World's `scene`, `seed`).
 
-    Relative video paths are resolved against the manifest's folder; blank lines are skipped; unknown fields
-    (e.g. Tenku World's `scene`) are ignored. Raises FileNotFoundError for a missing manifest and ValueError
-    naming `path:line` for a malformed line.
+    Blank lines are skipped. A line that is not a JSON object, or lacks a `video` path or a `caption` string,
+    raises ValueError naming `path:line`; with an `errors` list it is appended there as {"line", "error"}
+    instead and the other lines are still read (WorldBench scores what it can). Raises FileNotFoundError for a
+    missing manifest, ValueError for an unknown suffix or text that is not UTF-8.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"manifest {path} not found")
-    base = path.parent.resolve()
     suffix = path.suffix.lower()
     if suffix not in (".jsonl", ".json", ".csv", ".tsv"):
         raise ValueError(f"manifest {path}: unknown format {suffix!r}; use .jsonl or .csv")
     content = _read_utf8(path)
-    clips = []
     if suffix in (".jsonl", ".json"):
-        for n, text in enumerate(content.split("\n"), start=1):  # not splitlines: JSON may hold U+2028
-            if not text.strip():
-                continue
-            try:
-                rec = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-            clips.append(_clip_from_record(rec, base, f"{path}:{n}", n))
+        lines = enumerate(content.split("\n"), start=1)  # not splitlines: JSON may hold U+2028
+        rows = ((n, text) for n, text in lines if text.strip())
     else:
         reader = csv.DictReader(io.StringIO(content, newline=""), delimiter="\t" if suffix == ".tsv" else ",")
         missing = {"video", "caption"} - set(reader.fieldnames or [])
         if missing:
             raise ValueError(f"{path}:1: header must name the columns video and caption, missing {sorted(missing)}")
-        for row in reader:
-            n = reader.line_num
-            if None in row:
-                raise ValueError(f"{path}:{n}: more cells than header columns")
-            if not any((v or "").strip() for v in row.values()):
-                continue
-            clips.append(_clip_from_record(row, base, f"{path}:{n}", n))
+        rows = ((reader.line_num, row) for row in reader if None in row or any((v or "").strip() for v in row.values()))
+    records = []
+    for n, row in rows:
+        try:
+            records.append({**_record(row), "_line": n})
+        except ValueError as e:
+            if errors is None:
+                raise ValueError(f"{path}:{n}: {e}") from None
+            errors.append({"line": n, "error": f"{path}:{n}: {e}"})
+    return records
+
+
+def _record(row: str | dict) -> dict:
+    """One manifest line (JSON text, or a CSV row as a dict) as a dict with a `video` path and a `caption`."""
+    if isinstance(row, str):
+        try:
+            row = json.loads(row)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"not valid JSON ({e.msg})") from None
+    elif None in row:
+        raise ValueError("more cells than header columns")
+    if not isinstance(row, dict):
+        raise ValueError(f"expected a JSON object, got {type(row).__name__}")
+    video, caption = row.get("video"), row.get("caption")
+    if not isinstance(video, str) or not video.strip():
+        raise ValueError(f"'video' must be a non-empty path string, got {video!r}")
+    if not isinstance(caption, str):
+        raise ValueError(f"'caption' must be a string, got {caption!r}")
+    return row
+
+
+def read_manifest(path: str | Path) -> list[Clip]:
+    """The clips of a manifest (`read_records`), validated: numbers are numbers (`fps`, `start`, `end` > 0 or
+    >= 0; `frames`, `height`, `width` integers) and relative video paths are resolved against the manifest's
+    folder; unknown fields are ignored. Raises FileNotFoundError for a missing manifest and ValueError naming
+    `path:line` for a malformed line, or for a manifest without clips.
+    """
+    base = Path(path).parent.resolve()
+    clips = [_clip_from_record(rec, base, f"{path}:{rec['_line']}", rec["_line"]) for rec in read_records(path)]
     if not clips:
         raise ValueError(f"manifest {path} has no clips")
     return clips

@@ -1,5 +1,6 @@
 """The shared vocabulary of Tenku World: the names of what a scene can hold, their RGB values and ranges, and
-the words captions use for them.
+the words captions use for them, and the two conventions both sides measure scenes by: a frame's size in world
+units (`world_size`) and the direction a velocity is named by (`direction_of`).
 
 It is neutral ground: the world draws and captions scenes with it (`world.palette`, `world.captions`), and
 WorldBench reads pixels and prompts with it, without either importing the other. An evaluator that imported
@@ -7,6 +8,8 @@ the renderer's code would measure agreement with the renderer, not recognition f
 """
 
 from __future__ import annotations
+
+import math
 
 # --- appearance ------------------------------------------------------------------------------------------
 
@@ -51,6 +54,30 @@ DIRECTION_VECTORS: dict[str, tuple[float, float]] = {
 SIZES: dict[str, tuple[float, float]] = {"small": (0.5, 0.7), "medium": (0.85, 1.05), "large": (1.2, 1.5)}
 SPEEDS: dict[str, tuple[float, float]] = {"slow": (1.0, 2.0), "fast": (2.5, 4.0)}
 GRAVITY = 9.8  # world units / s^2
+# "Still" thresholds of `direction_of`, in world units / s. WorldBench reads a detected velocity below
+# STILL_SPEED as still (at most; over a long baseline it lowers it, see worldbench.metrics): slower detections are
+# centroid noise, and the slowest training motion is 1.0. The world captions an object as still only when it
+# does not move at all (AT_REST): its velocities are exact, and `ood` objects move from 0.3.
+STILL_SPEED = 0.4
+AT_REST = 1e-9
+
+
+def world_size(height: int, width: int) -> tuple[float, float]:
+    """(world_w, world_h) of a frame: the shorter side is 10 units, the longer scales with the aspect ratio."""
+    if height <= 0 or width <= 0:
+        raise ValueError(f"height and width must be positive, got {height}x{width}")
+    if width >= height:
+        return 10.0 * width / height, 10.0
+    return 10.0, 10.0 * height / width
+
+
+def direction_of(vx: float, vy: float, still: float = STILL_SPEED) -> str:
+    """The nearest of the 8 viewer-side directions of a velocity (x right, y up), or "still" below `still`."""
+    if math.hypot(vx, vy) < still:
+        return "still"
+    sector = round(math.degrees(math.atan2(vy, vx)) / 45.0) % 8
+    return ("right", "up-right", "up", "up-left", "left", "down-left", "down", "down-right")[sector]
+
 
 # --- words: name -> (train words, held-out words) ----------------------------------------------------------
 # Captions use the train words in every split but `paraphrase`, which uses only the held-out ones.

@@ -9,7 +9,7 @@ import torch
 
 from tenku.buckets import BucketBatchSampler
 from tenku.data import (BucketConfig, Clip, VideoDataset, assign_bucket, collate_videos, frame_picks, read_manifest,
-                        resize_crop)
+                        read_records, resize_crop)
 from tenku.video_io import write_image, write_video
 
 CFG = BucketConfig(sizes=[(32, 32), (32, 48), (48, 32)], frames=[1, 5, 9], stride=16)
@@ -89,6 +89,25 @@ def test_bad_csv_line_names_its_number(tmp_path):
         read_manifest(tmp_path / "n.csv")
     with pytest.raises(FileNotFoundError):
         read_manifest(tmp_path / "missing.jsonl")
+
+
+def test_records_keep_every_field_and_collect_bad_lines(tmp_path):
+    m = tmp_path / "m.jsonl"
+    m.write_text('{"video": "a.mp4", "caption": "x", "scene": {"motion": "still"}, "seed": 7}\n\n'
+                 '{not json\n{"caption": "no video"}\n[1, 2]\n{"video": "b.mp4", "caption": "y"}\n')
+    errors = []
+    recs = read_records(m, errors)
+    assert [(r["video"], r["_line"]) for r in recs] == [("a.mp4", 1), ("b.mp4", 6)]
+    assert recs[0]["scene"] == {"motion": "still"} and recs[0]["seed"] == 7  # what read_manifest's Clips drop
+    assert [e["line"] for e in errors] == [3, 4, 5]
+    assert "m.jsonl:3: not valid JSON" in errors[0]["error"] and "'video'" in errors[1]["error"]
+    assert "expected a JSON object, got list" in errors[2]["error"]
+    with pytest.raises(ValueError, match=r"m\.jsonl:3: not valid JSON"):  # without a list: the first bad line
+        read_records(m)
+    (tmp_path / "e.jsonl").write_text("\n")
+    assert read_records(tmp_path / "e.jsonl") == []
+    with pytest.raises(ValueError, match="has no clips"):
+        read_manifest(tmp_path / "e.jsonl")
 
 
 # ----------------------------------------------------------------------------- buckets

@@ -8,7 +8,8 @@ import pytest
 from tenku.video_io import read_video
 from tenku.world import Scene, render
 from tenku.world.cli import main, register_cli
-from tenku.world.make import make_dataset, read_manifest
+from tenku.data import read_records
+from tenku.world.make import make_dataset
 
 
 def test_make_cli_writes_decodable_clips_and_a_manifest(tmp_path):
@@ -16,7 +17,7 @@ def test_make_cli_writes_decodable_clips_and_a_manifest(tmp_path):
     rc = main(["make", "--out", str(out), "--count", "6", "--split", "combo", "--seed", "3", "--sizes",
                "32x32,24x40,40x24", "--frames-choices", "1,5", "--fps", "6", "--workers", "2", "-q"])
     assert rc == 0
-    lines = read_manifest(out / "manifest.jsonl")
+    lines = read_records(out / "manifest.jsonl")
     assert len(lines) == 6 and len({line["seed"] for line in lines}) == 6
     for line in lines:
         assert {"video", "caption", "fps", "frames", "height", "width", "split", "seed", "scene", "id"} <= set(line)
@@ -36,12 +37,12 @@ def test_make_is_deterministic_across_worker_counts(tmp_path):
     a = make_dataset(tmp_path / "a", 3, "train", seed=5, sizes=[(32, 32)], frames=[5], workers=1, progress=False)
     b = make_dataset(tmp_path / "b", 3, "train", seed=5, sizes=[(32, 32)], frames=[5], workers=2, progress=False)
     assert a.read_bytes() == b.read_bytes()
-    for line in read_manifest(a):
+    for line in read_records(a):
         va, _ = read_video(a.parent / line["video"])
         vb, _ = read_video(b.parent / line["video"])
         assert np.array_equal(va, vb)
     c = make_dataset(tmp_path / "c", 3, "train", seed=6, sizes=[(32, 32)], frames=[5], workers=1, progress=False)
-    assert {x["seed"] for x in read_manifest(c)}.isdisjoint(x["seed"] for x in read_manifest(a))
+    assert {x["seed"] for x in read_records(c)}.isdisjoint(x["seed"] for x in read_records(a))
 
 
 def test_register_cli_adds_world_make():

@@ -50,3 +50,22 @@ def test_own_templates_name_rendered_shapes(radius):
     det = detect_frames(render(build_scene("still", objs, frames=3)), 8.0)
     assert sorted((t.color, t.shape) for t in det.objects()) == [("green", "square"), ("red", "ball"),
                                                                  ("yellow", "triangle")]
+
+
+def test_one_direction_rule_and_one_world_geometry():
+    import tenku.world.scene as scene
+    import tenku.worldbench.detect as detect
+    import tenku.worldbench.metrics as metrics
+    from tenku import vocab
+
+    assert scene.direction_of is metrics.direction_of is vocab.direction_of  # one rule, imported by both sides
+    assert scene.world_size is detect.world_size is vocab.world_size
+    assert vocab.direction_of(2.0, 2.1) == "up-right" and vocab.direction_of(0.0, -1.0) == "down"
+    # The thresholds differ on purpose: the world's velocities are exact, WorldBench's are measured.
+    slow = build_scene("uniform", [WorldObject("ball", "red", 0.8, x=5, y=5, vx=0.3)], frames=2)
+    assert slow.objects[0].direction == "right" and vocab.direction_of(0.3, 0.0) == "still"
+    rest = build_scene("still", [WorldObject("ball", "red", 0.8, x=5, y=5)], frames=2)
+    assert rest.objects[0].direction == "still"
+    assert vocab.world_size(64, 96) == (15.0, 10.0) and vocab.world_size(96, 64) == (10.0, 15.0)
+    with pytest.raises(ValueError, match="positive"):
+        vocab.world_size(0, 64)

@@ -93,9 +93,3 @@ def make_dataset(out_dir, count: int, split: str = "train", seed: int = 0, sizes
             bar.close()
     tmp.replace(manifest)  # a manifest exists only when every clip was written
     return manifest
-
-
-def read_manifest(path) -> list[dict]:
-    """The lines of a manifest.jsonl, as dicts."""
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from ..vocab import AT_REST, direction_of, world_size
 from . import palette
 
 
@@ -161,23 +162,6 @@ class Scene:
         )
 
 
-def world_size(height: int, width: int) -> tuple[float, float]:
-    """(world_w, world_h): the shorter side is 10 units, the longer scales with the aspect ratio."""
-    if height <= 0 or width <= 0:
-        raise ValueError(f"height and width must be positive, got {height}x{width}")
-    if width >= height:
-        return 10.0 * width / height, 10.0
-    return 10.0, 10.0 * height / width
-
-
-def direction_of(vx: float, vy: float) -> str:
-    """The nearest of the 8 viewer-side directions (or "still")."""
-    if math.hypot(vx, vy) < 1e-9:
-        return "still"
-    sector = round(math.degrees(math.atan2(vy, vx)) / 45.0) % 8
-    return ("right", "up-right", "up", "up-left", "left", "down-left", "down", "down-right")[sector]
-
-
 def build_scene(motion: str, objects: list[WorldObject], *, frames: int, fps: float = 8.0, height: int = 64,
                 width: int = 64, background: Background | str = "black", occluders=(), camera=(0.0, 0.0),
                 gravity: float = palette.GRAVITY, restitution: float = palette.RESTITUTION) -> Scene:
@@ -199,7 +183,7 @@ def build_scene(motion: str, objects: list[WorldObject], *, frames: int, fps: fl
         o.id = k
         view_v = (o.vx - camera[0], o.vy - camera[1])
         if o.direction is None:
-            o.direction = direction_of(*view_v)
+            o.direction = direction_of(*view_v, still=AT_REST)
         if o.speed_value is None:
             o.speed_value = math.hypot(*view_v)
     if isinstance(background, str):

@@ -35,13 +35,14 @@ def run_benchmark(pipe, out_dir, split: str = "id", count: int = 8, seed: int = 
     object with `.generate(prompt, frames=, height=, width=, fps=, steps=, guidance=, seed=)` returning
     `.frames` (T, H, W, 3) uint8 and `.fps`), then score the generated videos against the scenes. `mix`: the
     world's scene mix (MIXES)."""
-    from .report import read_manifest, score_manifest
+    from ..data import read_records
+    from .report import score_manifest
     from .truth import make_split, write_like_world
 
     out_dir = Path(out_dir)
     manifest = make_split(out_dir / "world", split, count, seed, height, width, frames, fps, mix=mix,
                           progress=not quiet)
-    entries, _ = read_manifest(manifest)
+    entries = read_records(manifest)
     for i, e in enumerate(tqdm(entries, desc="generate", unit="clip", disable=quiet)):
         video = pipe.generate(e["caption"], frames=frames, height=height, width=width, fps=fps, steps=steps,
                               guidance=guidance, seed=seed + i)

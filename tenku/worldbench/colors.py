@@ -1,10 +1,9 @@
 """WorldBench's vocabulary, read from the neutral `tenku.vocab` that the world also draws from (one source of
 truth for names and RGB values, without importing the world): object and occluder colours, shapes, size and
-speed labels, directions and gravity."""
+speed labels, directions and gravity. The rule that names a velocity's direction is `tenku.vocab.direction_of`,
+whose default "still" threshold is WorldBench's STILL_SPEED."""
 
 from __future__ import annotations
-
-import math
 
 from .. import vocab
 
@@ -17,7 +16,7 @@ DIRECTION_VECTORS = dict(vocab.DIRECTION_VECTORS)
 SIZES = dict(vocab.SIZES)
 SPEEDS = dict(vocab.SPEEDS)
 GRAVITY = vocab.GRAVITY
-STILL_SPEED = 0.4  # world units / s: slower than this reads as "still" (the slowest world motion is 1.0; OOD 0.3)
+STILL_SPEED = vocab.STILL_SPEED  # world units / s: slower than this reads as "still"
 
 
 def _nearest_label(value: float, table: dict) -> str:
@@ -38,14 +37,6 @@ def speed_value(label: str) -> float:
     """A typical speed for a label (the middle of its training range), for prompts that give only the word."""
     lo, hi = SPEEDS[label]
     return (lo + hi) / 2
-
-
-def direction_of(vx: float, vy: float, still: float = STILL_SPEED) -> str:
-    """The nearest of the 8 viewer-side directions, or "still" below `still` world units/s."""
-    if math.hypot(vx, vy) < still:
-        return "still"
-    sector = round(math.degrees(math.atan2(vy, vx)) / 45.0) % 8
-    return ("right", "up-right", "up", "up-left", "left", "down-left", "down", "down-right")[sector]
 
 
 def horizontal_sign(direction: str | None) -> int:

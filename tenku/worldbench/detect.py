@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..vocab import world_size
 from .colors import OBJECT_COLORS, OCCLUDER_COLORS, SHAPES, size_label
 from .shapes import area_of, fit_hidden, fit_shape, radius_from_area
 
@@ -192,10 +193,6 @@ def _part_of(t: Track, u: Track) -> bool:
     both = [(a, b) for a, b in zip(t.dets, u.dets) if a is not None and b is not None]
     inside = sum(np.hypot(a.x - b.x, a.y - b.y) < r for a, b in both)
     return inside >= PART_SHARE * t.seen.sum()
-
-
-def world_size(height: int, width: int) -> tuple[float, float]:
-    return (10.0 * width / height, 10.0) if width >= height else (10.0, 10.0 * height / width)
 
 
 def estimate_background(frames: np.ndarray) -> list[np.ndarray]:

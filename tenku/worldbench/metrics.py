@@ -16,7 +16,8 @@ import math
 
 import numpy as np
 
-from .colors import SPEEDS, STILL_SPEED, direction_of, horizontal_sign, speed_label, speed_value
+from ..vocab import direction_of
+from .colors import SPEEDS, STILL_SPEED, horizontal_sign, speed_label, speed_value
 from .detect import OCCLUDED_FIT_MIN_VISIBLE, VELOCITY_FIT_TOLERANCE, ClipDetections, Track, detect_frames
 from .objects import coherent_objects
 from .spec import Spec

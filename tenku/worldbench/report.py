@@ -12,6 +12,8 @@ import numpy as np
 
 from tqdm import tqdm
 
+from ..data import read_records
+from ..video_io import read_video, write_image
 from .chance import chance_rows, shuffled_expected
 from .metrics import LOWER_IS_BETTER, score_clip
 from .prompt import parse_prompt
@@ -19,33 +21,6 @@ from .spec import spec_from_scene
 from .truth import render_truth
 
 SHEET_FRAMES = 6  # frames per contact-sheet row
-
-
-def read_video(path):
-    """(frames (T, H, W, 3) uint8, fps), via tenku.video_io."""
-    from ..video_io import read_video as _read
-
-    return _read(path)
-
-
-def read_manifest(path) -> tuple[list[dict], list[dict]]:
-    """(entries, errors). A line that does not parse, or lacks `video`/`caption`, is an error naming its line
-    number; the other lines are still read."""
-    entries, errors = [], []
-    with open(path) as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                d = json.loads(line)
-                if not isinstance(d, dict) or "video" not in d or "caption" not in d:
-                    raise ValueError("needs a JSON object with 'video' and 'caption'")
-            except ValueError as e:
-                errors.append({"line": n, "error": f"{path}:{n}: bad manifest line ({e})"})
-                continue
-            d["_line"] = n
-            entries.append(d)
-    return entries, errors
 
 
 def spec_of(entry: dict):
@@ -145,8 +120,6 @@ def frame_strip(frames: np.ndarray, count: int = SHEET_FRAMES) -> np.ndarray:
 def contact_sheet(clips: list[dict], videos_dir, path) -> dict:
     """A PNG with one row per metric: SHEET_FRAMES frames of the clip that scored worst on it. Returns
     {metric: clip id} in row order."""
-    from ..video_io import write_image
-
     scored = [c for c in clips if "metrics" in c]
     rows, names = [], {}
     for k in (scored[0]["metrics"] if scored else {}):
@@ -172,7 +145,8 @@ def score_manifest(manifest, videos_dir, out_dir, floor_count: int = 8, real_dir
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     bar = None if quiet else "score"
-    entries, errors = read_manifest(manifest)
+    errors: list[dict] = []
+    entries = read_records(manifest, errors)  # bad lines are reported, the rest scored
     clips, feats = score_entries(entries, videos_dir, progress=bar)
     failed = [c for c in clips if "error" in c]
     report = {"manifest": str(manifest), "videos": str(videos_dir), "clips": clips, "scored": len(feats),
