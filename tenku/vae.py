@@ -70,6 +70,12 @@ def check_multiple(name: str, value: int, multiple: int) -> None:
 
 # ----------------------------------------------------------------------------- posterior
 
+def gaussian_kl(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, exp(logvar)) || N(0, 1)) per element, the shape of `mean`: the one KL formula (summed per
+    sample by `DiagonalGaussian.kl`, averaged by the training loss `vae_loss.kl_loss`)."""
+    return 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar)
+
+
 class DiagonalGaussian:
     """Posterior N(mean, exp(logvar)) over latents; mean, logvar (B, C, T', h, w)."""
 
@@ -86,8 +92,7 @@ class DiagonalGaussian:
 
     def kl(self) -> torch.Tensor:
         """KL(q || N(0, 1)) summed over C, T', h, w: shape (B,). Divide by mean[0].numel() for per-element."""
-        kl = 0.5 * (self.mean.pow(2) + self.logvar.exp() - 1.0 - self.logvar)  # (B, C, T', h, w)
-        return kl.flatten(1).sum(dim=1)
+        return gaussian_kl(self.mean, self.logvar).flatten(1).sum(dim=1)  # (B,)
 
 
 # ----------------------------------------------------------------------------- networks

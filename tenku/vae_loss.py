@@ -16,6 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .vae import gaussian_kl
+
 
 def frames_2d(x: torch.Tensor) -> torch.Tensor:
     """(B, C, T, H, W) -> (B*T, C, H, W)."""
@@ -86,7 +88,7 @@ def reconstruction_loss(recon: torch.Tensor, target: torch.Tensor, freq_weight: 
 
 def kl_loss(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(q || N(0, I)) per latent element, averaged (so its weight does not depend on the clip size)."""
-    return 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).mean()
+    return gaussian_kl(mean, logvar).mean()
 
 
 # ----------------------------------------------------------------------------- adversarial (off by default)

@@ -51,6 +51,14 @@ def test_foreground_weight_makes_object_errors_cost_more_than_background_errors(
     assert reconstruction_loss(x + 0.1, x, 0.0, 4.0)["rec"] == pytest.approx(0.1, rel=1e-4)  # uniform error: same scale
 
 
+def test_the_training_kl_is_the_posterior_kl_per_element():
+    from tenku.vae import DiagonalGaussian
+
+    g = torch.Generator().manual_seed(0)
+    mean, logvar = torch.randn(2, 4, 3, 4, 4, generator=g), torch.randn(2, 4, 3, 4, 4, generator=g)
+    torch.testing.assert_close(kl_loss(mean, logvar) * mean.numel(), DiagonalGaussian(mean, logvar).kl().sum())
+
+
 def test_kl_and_hinge():
     z = torch.zeros(2, 4, 3, 4, 4)
     assert kl_loss(z, z) == 0 and kl_loss(z + 1, z) == pytest.approx(0.5)
