@@ -35,6 +35,7 @@ from safetensors import SafetensorError, safe_open
 
 from .checkpoint import CheckpointError, load_json, save_json, save_tensors
 from .data import BucketConfig, Clip, VideoDataset, collate_videos, read_manifest
+from .text import pad_tokens
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "cache_config.json"
@@ -275,14 +276,7 @@ def collate_latents(items: list[dict]) -> dict:
     shapes = {tuple(it["latent"].shape) for it in items}
     if len(shapes) > 1:
         raise ValueError(f"a batch must hold one latent shape, got {sorted(shapes)}; use BucketBatchSampler")
-    L = max(it["text"].shape[0] for it in items)
-    D = items[0]["text"].shape[1]
-    text = torch.zeros(len(items), L, D)  # (B, L, D)
-    mask = torch.zeros(len(items), L, dtype=torch.bool)  # (B, L)
-    for b, it in enumerate(items):
-        n = it["text"].shape[0]
-        text[b, :n] = it["text"]
-        mask[b, :n] = True
+    text, mask = pad_tokens([it["text"] for it in items])  # (B, L, D), (B, L)
     return {
         "latent": torch.stack([it["latent"] for it in items]),  # (B, C, T', h, w)
         "text": text,

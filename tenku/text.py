@@ -15,7 +15,6 @@ tokenizer from a sibling `tokenizer/` folder (the diffusers pipeline layout).
 from __future__ import annotations
 
 import html
-import os
 import re
 from collections import OrderedDict
 from pathlib import Path
@@ -38,8 +37,8 @@ class TextEncoder:
 
     def __init__(self, path: str | Path, max_length: int = 48, device: str | torch.device = "cpu", cache_size: int = 1024,
                  convention: str = "tenku", negative_prompt: str = ""):
-        # Local files only: nothing may be downloaded at run time.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        # Local files only (local_files_only=True on every load): nothing is downloaded at run time, and the
+        # process's Hugging Face settings (HF_HUB_OFFLINE) are left to the caller.
         from transformers import AutoConfig, AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
@@ -103,9 +102,7 @@ class TextEncoder:
         tokens = self.encode_tokens(prompts)
         if self.convention != "wan":
             return pad_tokens(tokens)
-        states = torch.zeros(len(tokens), self.max_length, tokens[0].shape[1])  # (B, max_length, D)
-        for i, t in enumerate(tokens):
-            states[i, : t.shape[0]] = t
+        states, _ = pad_tokens(tokens, self.max_length)  # (B, max_length, D)
         return states, torch.ones(states.shape[:2], dtype=torch.bool)
 
     def null_text(self, batch: int) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -119,9 +116,10 @@ def wan_clean(prompt: str) -> str:
     return re.sub(r"\s+", " ", html.unescape(html.unescape(prompt)).strip()).strip()
 
 
-def pad_tokens(tokens: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """List of (L_i, D) -> zero-padded (B, L, D) and mask (B, L)."""
-    L = max(t.shape[0] for t in tokens)
+def pad_tokens(tokens: list[torch.Tensor], length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """List of (L_i, D) -> zero-padded (B, L, D) float32 and mask (B, L) bool, True on real tokens. L = the
+    longest L_i, or `length` (at least that). The one text padding: encoders and the latent cache's collate."""
+    L = max([t.shape[0] for t in tokens] + [length or 0])
     D = tokens[0].shape[1]
     states = torch.zeros(len(tokens), L, D)
     mask = torch.zeros(len(tokens), L, dtype=torch.bool)

@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import torch
 
@@ -38,3 +40,17 @@ def test_missing_encoder_folder_is_a_clear_error(tmp_path):
 def test_pad_tokens():
     s, m = pad_tokens([torch.ones(2, 3), torch.ones(4, 3)])
     assert s.shape == (2, 4, 3) and m.sum().item() == 6
+
+
+def test_pad_tokens_to_a_length():
+    s, m = pad_tokens([torch.ones(2, 3), torch.ones(4, 3)], length=6)
+    assert s.shape == (2, 6, 3) and m.sum(1).tolist() == [2, 4] and (s[0, 2:] == 0).all()
+
+
+def test_loading_leaves_the_process_hugging_face_settings_alone(monkeypatch):
+    from tenku.text import TextEncoder, minilm_path
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    enc = TextEncoder(minilm_path(), 8)  # local files only, without the environment variable
+    assert enc.encode(["a red ball"])[0].shape[2] == 384
+    assert "HF_HUB_OFFLINE" not in os.environ
