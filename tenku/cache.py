@@ -33,9 +33,9 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 
-from .checkpoint import CheckpointError, load_json, save_json, save_tensors
+from .checkpoint import CheckpointError, load_json, load_model_config, load_model_dir, save_json, save_tensors, state_sha256
 from .data import BucketConfig, Clip, VideoDataset, collate_videos, read_manifest
-from .text import pad_tokens
+from .text import pad_tokens, text_encoder_for
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "cache_config.json"
@@ -46,26 +46,13 @@ def shard_name(k: int) -> str:
     return f"shard-{k:05d}.safetensors"
 
 
-def _fingerprint(module: torch.nn.Module) -> str:
-    """sha256 over the state dict: the latents depend on exactly these numbers (latent mean/std included)."""
-    h = hashlib.sha256()
-    for name, t in sorted(module.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
-    return h.hexdigest()
+_fingerprint = state_sha256  # the name train_dit.py imports; checkpoint.state_sha256 is the one implementation
 
 
 def load_cache_models(model_dir: str | Path, device: str | torch.device = "cpu"):
     """(vae, text_encoder, ModelConfig) from a model directory (config.json + vae.safetensors)."""
-    from .checkpoint import load_model_config, load_state
-    from .text import load_text_encoder
-    from .vae import VideoVAE
-
-    model_dir = Path(model_dir)
-    cfg = load_model_config(model_dir)
-    vae = VideoVAE(cfg.vae)
-    load_state(vae, model_dir / "vae.safetensors")
-    return vae, load_text_encoder(cfg.text_encoder, cfg.text_max_length, device), cfg
+    cfg, vae = load_model_dir(model_dir, ("vae",))
+    return vae, text_encoder_for(cfg, device), cfg  # text read the model's way, as raw-clip training reads it
 
 
 def _settings(manifest: Path, vae, encoder, encoder_name: str, cfg: BucketConfig, shard_size: int) -> dict:
@@ -75,7 +62,7 @@ def _settings(manifest: Path, vae, encoder, encoder_name: str, cfg: BucketConfig
         "manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest(),
         "shard_size": shard_size,
         "buckets": {k: (list(map(list, v)) if k == "sizes" else v) for k, v in asdict(cfg).items()},
-        "vae_sha256": _fingerprint(vae),
+        "vae_sha256": state_sha256(vae),  # the latents depend on exactly these numbers (latent mean/std included)
         "latent_channels": vae.cfg.latent_channels,
         "spatial_compression": vae.cfg.spatial_compression,
         "latent_mean": vae.latent_mean.tolist(),
@@ -297,8 +284,6 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def cmd_cache(args) -> int:
-    from .checkpoint import load_model_config
-
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     bucket_cfg = None
     if args.buckets or args.frames or args.fps:

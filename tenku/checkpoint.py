@@ -4,13 +4,18 @@ A model directory holds:
     config.json        ModelConfig.to_dict() plus a format version
     vae.safetensors    VideoVAE state dict (latent mean/std included)
     dit.safetensors    DiT state dict
+`load_model_dir` is the one way to read it (the pipeline, the latent cache, training's init_from/vae_from);
+`init_model_dir` writes a random one from a seed; `state_sha256` fingerprints weights.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +24,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .config import ModelConfig
+from .dit import DiT
+from .vae import VideoVAE
 
 FORMAT_VERSION = 1
 
@@ -156,3 +163,60 @@ def load_model_config(path: str | Path) -> ModelConfig:
     if cfg.text_encoder != "minilm" and (path / cfg.text_encoder).is_dir():  # a text encoder kept inside the model
         cfg.text_encoder = str((path / cfg.text_encoder).resolve())  # directory (`tenku convert wan` writes one)
     return cfg
+
+
+# The parts of a model directory: file stem -> how to build it from the model's config.
+PARTS = {"vae": lambda cfg: VideoVAE(cfg.vae), "dit": lambda cfg: DiT(cfg.dit)}
+
+
+def load_model_dir(path: str | Path, parts: tuple[str, ...] = ("vae", "dit"), cfg: ModelConfig | None = None,
+                   device: str | torch.device = "cpu") -> tuple:
+    """(cfg, *modules): a model directory's config.json (or `cfg`, e.g. a run's config with overrides) and its
+    `parts` ("vae", "dit") built from it and loaded, in eval mode. Every part's file is checked against the
+    config on the meta device before any is built, so a config that does not match its weights fails first,
+    naming the file and the keys. Building does not move the caller's global RNG (the weights are overwritten).
+
+        cfg, vae, dit = load_model_dir("model/")
+        cfg, vae = load_model_dir("model/", ("vae",))
+    """
+    path = Path(path)
+    cfg = load_model_config(path) if cfg is None else cfg
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown:
+        raise ValueError(f"unknown model parts {unknown}; choose from {sorted(PARTS)}")
+    for part in parts:
+        check_before_build(lambda: PARTS[part](cfg), path / f"{part}.safetensors")
+    modules = []
+    for part in parts:
+        with torch.random.fork_rng(devices=[]):
+            module = PARTS[part](cfg)
+        load_state(module, path / f"{part}.safetensors")
+        modules.append(module.to(device).eval())
+    return (cfg, *modules)
+
+
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run the block from torch.manual_seed(seed) (e.g. to build modules the same way every time), then give the
+    caller's global RNG back as it was: library code takes a seed, it does not reseed the process."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        yield
+
+
+def init_model_dir(path: str | Path, cfg: ModelConfig, seed: int = 0) -> Path:
+    """Write a randomly initialised model directory: the same seed gives the same weights (VAE, then DiT)."""
+    with seeded(seed):
+        vae, dit = VideoVAE(cfg.vae), DiT(cfg.dit)
+    return save_model_dir(path, cfg, vae, dit)
+
+
+def state_sha256(module: torch.nn.Module) -> str:
+    """sha256 over a module's state dict (names and float32 values, in name order): equal weights give equal
+    hex digests on any device or dtype that holds them exactly. Names the VAE a latent cache was made with, and
+    checks that DDP replicas stay identical."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()

@@ -29,6 +29,8 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
+from .checkpoint import state_sha256
+
 
 @dataclass
 class DistInfo:
@@ -134,13 +136,7 @@ def full_state_dict(model: nn.Module, info: DistInfo, sharded: bool) -> dict[str
 
 def check_replicas(model: nn.Module, info: DistInfo) -> str:
     """DDP: raise if the ranks' weights differ (they must stay bit-identical). Returns this rank's checksum."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
-    digest = h.hexdigest()
+    digest = state_sha256(model)
     if info.ddp:
         mine = torch.tensor([int(digest[:15], 16)], dtype=torch.int64, device=info.device)
         every = [torch.zeros_like(mine) for _ in range(info.world_size)]

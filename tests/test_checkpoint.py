@@ -61,3 +61,31 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
         save_tensors(tmp_path / "a.safetensors", {"x": "not a tensor"})
     assert torch.equal(load_tensors(tmp_path / "a.safetensors")["x"], torch.ones(3))
     assert [p.name for p in tmp_path.iterdir()] == ["a.safetensors"]  # no temporary left behind
+
+
+def test_one_model_directory_loader_and_a_seeded_init(tmp_path):
+    from tenku.checkpoint import init_model_dir, load_model_dir, state_sha256
+
+    cfg = preset("tiny")
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    init_model_dir(tmp_path / "a", cfg, seed=5)
+    init_model_dir(tmp_path / "b", cfg, seed=5)
+    init_model_dir(tmp_path / "c", cfg, seed=6)
+    got, vae, dit = load_model_dir(tmp_path / "a")
+    assert torch.equal(torch.get_rng_state(), before)  # neither writing nor loading moved the caller's RNG
+    assert got == cfg and not vae.training and not dit.training
+    _, vae_b, dit_b = load_model_dir(tmp_path / "b")
+    assert state_sha256(dit) == state_sha256(dit_b) and state_sha256(vae) == state_sha256(vae_b)
+    assert state_sha256(load_model_dir(tmp_path / "c", ("dit",))[1]) != state_sha256(dit)  # another seed
+    assert state_sha256(dit.half()) == state_sha256(dit_b.half())  # the digest is of the values, in float32
+    _, only_vae = load_model_dir(tmp_path / "a", ("vae",))
+    assert state_sha256(only_vae) == state_sha256(vae)
+    other = preset("tiny")
+    other.dit.num_layers = 3  # a config that does not match the files fails before anything is built
+    with pytest.raises(CheckpointError, match="dit.safetensors does not match.*missing keys"):
+        load_model_dir(tmp_path / "a", cfg=other)
+    with pytest.raises(ValueError, match="unknown model parts"):
+        load_model_dir(tmp_path / "a", ("text",))
+    with pytest.raises(CheckpointError, match="model directory not found"):
+        load_model_dir(tmp_path / "missing")
