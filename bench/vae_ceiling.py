@@ -18,7 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tenku.checkpoint import load_model_config, load_state  # noqa: E402
+from tenku.checkpoint import load_model_dir  # noqa: E402
 from tenku.data import read_records  # noqa: E402
 from tenku.vae import VideoVAE  # noqa: E402
 from tenku.vae_loss import psnr  # noqa: E402
@@ -52,9 +52,7 @@ def main(argv=None) -> int:
     torch.manual_seed(0)
     vaes = []
     for m in args.models:
-        vae = VideoVAE(load_model_config(m).vae).eval()
-        load_state(vae, Path(m) / "vae.safetensors")
-        vaes.append(vae.float())
+        vaes.append(load_model_dir(m, ("vae",))[1].float())
     rows = {"ground truth": []} | {m: [] for m in args.models}
     psnrs = {m: [] for m in args.models}
     with tempfile.TemporaryDirectory() as tmp:

@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tenku.checkpoint import load_model_config, load_state  # noqa: E402
+from tenku.checkpoint import load_model_dir  # noqa: E402
 from tenku.vae import VideoVAE  # noqa: E402
 from tenku.video_io import frames_to_tensor  # noqa: E402
 from tenku.world.make import clip_seed  # noqa: E402
@@ -41,9 +41,7 @@ SHIFT = 4  # pixel frames per latent frame
 
 
 def load_vae(model_dir: str) -> VideoVAE:
-    vae = VideoVAE(load_model_config(model_dir).vae).eval()
-    load_state(vae, Path(model_dir) / "vae.safetensors")
-    return vae.float()
+    return load_model_dir(model_dir, ("vae",))[1].float()
 
 
 def world_clips(count: int, split: str, seed: int, frames: int, size: int = 64) -> torch.Tensor:
