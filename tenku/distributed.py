@@ -32,28 +32,49 @@ import torch.nn as nn
 from .checkpoint import state_sha256
 
 
+DEVICES = ("auto", "cpu", "cuda")  # what every `--device` flag accepts; "auto" is CUDA when there is one
+
+
 @dataclass
 class DistInfo:
-    ddp: bool  # launched by torchrun (any strategy); False = plain single process
-    rank: int
-    local_rank: int
-    world_size: int
-    device: torch.device
+    """Who this process is: the one rank record of training and its checkpoints (train_state), and what every
+    collective here takes. The defaults describe a plain single process on the CPU."""
+
+    ddp: bool = False  # launched by torchrun (any strategy); False = plain single process
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+    device: torch.device = torch.device("cpu")
+    sharded: bool = False  # models are FSDP-sharded (strategy fsdp under torchrun)
 
     @property
     def main(self) -> bool:
         return self.rank == 0
 
+    def barrier(self) -> None:
+        barrier(self)
 
-def init(device: str = "auto") -> DistInfo:
-    """Read torchrun's environment, pick the device and start the process group (nccl on CUDA, else gloo)."""
-    ddp = int(os.environ.get("RANK", -1)) != -1
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device not in ("cpu", "cuda"):
+    def agree(self, ok: bool) -> bool:
+        """True only if every rank passes True (all-reduce MIN)."""
+        return all_agree(self, ok)
+
+
+def pick_device(device: str = "auto") -> str:
+    """"cpu" or "cuda" for a `--device` value ("auto": CUDA when there is one); ValueError naming a bad one."""
+    if device not in DEVICES:
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' requested but CUDA is not available")
+    return device
+
+
+def init(device: str = "auto", strategy: str = "ddp") -> DistInfo:
+    """Read torchrun's environment, pick the device and start the process group (nccl on CUDA, else gloo).
+    `strategy` "fsdp" marks the record as sharded when there are processes to shard over."""
+    ddp = int(os.environ.get("RANK", -1)) != -1
+    device = pick_device(device)
     if not ddp:
         return DistInfo(False, 0, 0, 1, torch.device(device if device == "cpu" else "cuda:0"))
     rank, local_rank, world = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"]), int(os.environ["WORLD_SIZE"])
@@ -66,7 +87,7 @@ def init(device: str = "auto") -> DistInfo:
         backend = "gloo"
     if not dist.is_initialized():
         dist.init_process_group(backend=backend, device_id=dev if backend == "nccl" else None)
-    return DistInfo(True, rank, local_rank, world, dev)
+    return DistInfo(True, rank, local_rank, world, dev, sharded=strategy == "fsdp")
 
 
 def cleanup(info: DistInfo) -> None:
