@@ -37,7 +37,7 @@ def cached_latents(out: Path, mix: str, clips: int, vae: str) -> Path:
     data, cache = out / f"data-{mix}-{clips}-f1", out / f"cache-{mix}-{clips}-f1"
     if not (data / "manifest.jsonl").is_file():
         tenku("world", "make", "--out", str(data), "--count", str(clips), "--split", "train", "--seed", "0",
-              "--mix", mix, "--height", "64", "--width", "64", "--frames-choices", "1,17,17,17", "-q")
+              "--mix", mix, "--height", "64", "--width", "64", "--frames-choices", "1", "17", "17", "17", "-q")
     tenku("cache", "--model", vae, "--manifest", str(data / "manifest.jsonl"), "--out", str(cache),
           "--buckets", "64x64", "--frames", "1", "17", "-q")  # images train the two-stage first frame
     return cache

@@ -21,7 +21,7 @@ CACHE_CLIPS=${CACHE_CLIPS:-12000}
 
 # 1. The world: 20,000 training clips at three aspect ratios, 1 to 33 frames, 8 fps.
 [ -f data/world-train/manifest.jsonl ] || $T world make --out data/world-train --count 20000 --split train \
-    --seed 0 --sizes 64x64,48x80,80x48 --frames-choices 1,9,17,33 --fps 8
+    --seed 0 --sizes 64x64 48x80 80x48 --frames-choices 1 9 17 33 --fps 8
 
 # run_for MINUTES RUN_DIR ARGS...: train (resuming if the run exists) for a time budget, then export.
 run_for() {

@@ -28,6 +28,15 @@ import numpy as np
 import torch
 
 
+def bucket_counts(buckets: list[Hashable | None]) -> dict:
+    """Items per bucket key, in key order; `None` keys (skipped items) are not counted."""
+    counts: dict = {}
+    for key in buckets:
+        if key is not None:
+            counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items()))
+
+
 class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
     """Yields lists of dataset indices; every list shares one bucket key. `None` keys are skipped items."""
 

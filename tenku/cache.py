@@ -1,10 +1,10 @@
 """Latent cache: encode a clip manifest once into VAE latents + text token states, so DiT training reads tensors.
 
 What is stored, per clip that gets a bucket:
-  latent.{i}  (C, T', h, w) float32: the VAE posterior *mean*, normalised with `vae.normalize` (the latent
-              mean/std of the VAE at caching time; they are recorded in the index). We store the mean, not
-              mean + logvar: Tenku's VAE is trained with a tiny KL weight, so its posterior std is far below the
-              flow's noise and sampling from it would change nothing but the file size.
+  latent.{i}  (C, T', h, w) float32: `vae.encode_latents`, the VAE posterior *mean* normalised with the
+              latent mean/std of the VAE at caching time (recorded in the index). The mean, not a sample (nor
+              mean + logvar): Tenku's VAE is trained with a tiny KL weight, so its posterior std is far below
+              the flow's noise.
   text.{i}    (L_i, D) float32: the text encoder's token states trimmed to the prompt's true length (padding
               happens at collate time, to the batch's longest prompt).
 `i` is the clip's 0-based position in the manifest.
@@ -33,8 +33,12 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 
-from .checkpoint import CheckpointError, load_json, load_model_config, load_model_dir, save_json, save_tensors, state_sha256
+from .buckets import bucket_counts
+from .checkpoint import (CheckpointError, load_json, load_model_config, load_model_dir, save_json, save_tensors,
+                         state_sha256)
+from .cli_args import add_device, size
 from .data import BucketConfig, Clip, VideoDataset, collate_videos, read_manifest
+from .distributed import pick_device
 from .text import pad_tokens, text_encoder_for
 
 FORMAT_VERSION = 1
@@ -88,7 +92,7 @@ def _encode_shard(clips: list[Clip], first: int, vae, encoder, cfg: BucketConfig
     for batch in loader:
         if batch is not None:
             video = batch["video"].to(device)  # (B, 3, T, H, W)
-            latent = vae.normalize(vae.encode(video, tile=tile).mean).float().cpu()  # (B, C, T', h, w)
+            latent = vae.encode_latents(video, tile=tile).float().cpu()  # (B, C, T', h, w)
             states, mask = encoder.encode(batch["caption"])  # (B, L, D), (B, L)
             for j, i in enumerate(batch["index"].tolist()):
                 key = first + i
@@ -130,9 +134,7 @@ def cache_manifest(manifest: str | Path, model, out_dir: str | Path, bucket_cfg:
         vae, encoder, mcfg = load_cache_models(model, device)
         encoder_name = mcfg.text_encoder
         if bucket_cfg is None:
-            s = mcfg.sample
-            bucket_cfg = BucketConfig(sizes=[(s.height, s.width)], frames=[1, s.frames],
-                                      stride=mcfg.vae.spatial_compression * mcfg.dit.patch_size[1])
+            bucket_cfg = BucketConfig.for_model(mcfg)
     else:
         vae, encoder = model
         encoder_name = str(getattr(encoder, "name", None) or getattr(encoder, "path", None) or type(encoder).__name__)
@@ -275,32 +277,16 @@ def collate_latents(items: list[dict]) -> dict:
 
 # ----------------------------------------------------------------------------- command line
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise ValueError(f"bucket size {text!r} must look like HEIGHTxWIDTH, e.g. 64x112") from None
-    return h, w
-
-
 def cmd_cache(args) -> int:
-    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     bucket_cfg = None
     if args.buckets or args.frames or args.fps:
-        mcfg = load_model_config(args.model)
-        s = mcfg.sample
-        bucket_cfg = BucketConfig(sizes=[_size(v) for v in args.buckets] if args.buckets else [(s.height, s.width)],
-                                  frames=args.frames or [1, s.frames], fps=args.fps,
-                                  stride=mcfg.vae.spatial_compression * mcfg.dit.patch_size[1])
+        bucket_cfg = BucketConfig.for_model(load_model_config(args.model), args.buckets, args.frames, args.fps)
     out = cache_manifest(args.manifest, args.model, args.out, bucket_cfg, batch_size=args.batch_size,
-                         shard_size=args.shard_size, device=device, num_workers=args.workers, tile=args.tile,
-                         progress=not args.quiet)
+                         shard_size=args.shard_size, device=pick_device(args.device), num_workers=args.workers,
+                         tile=args.tile, progress=not args.quiet)
     ds = LatentDataset(out)
-    counts: dict[tuple, int] = {}
-    for b in ds.buckets:
-        counts[b] = counts.get(b, 0) + 1
     print(f"{out}: {len(ds)} clips cached, {len(ds.skipped)} skipped")
-    for shape, n in sorted(counts.items()):
+    for shape, n in bucket_counts(ds.buckets).items():
         print(f"  latent {'x'.join(map(str, shape))}: {n}")
     for path, reason in ds.skipped:
         print(f"  skipped {path}: {reason}")
@@ -313,13 +299,14 @@ def register_cli(subparsers) -> None:
     p.add_argument("--model", required=True, help="model directory (config.json + vae.safetensors)")
     p.add_argument("--manifest", required=True, help="clip manifest (.jsonl or .csv, see docs/manifest.md)")
     p.add_argument("--out", required=True, help="cache folder; rerunning into it resumes where it stopped")
-    p.add_argument("--buckets", nargs="+", metavar="HxW", help="bucket sizes, e.g. 64x64 64x112 112x64 "
+    p.add_argument("--buckets", nargs="+", type=size, metavar="HxW", help="bucket sizes, e.g. 64x64 64x112 112x64 "
                    "(default: the model's sample size)")
-    p.add_argument("--frames", nargs="+", type=int, help="bucket frame counts, 1 + 4k (default: 1 and the model's sample frames)")
+    p.add_argument("--frames", nargs="+", type=int, metavar="N",
+                   help="bucket frame counts, 1 + 4k (default: 1 and the model's sample frames)")
     p.add_argument("--fps", type=float, help="resample every clip to this frame rate (default: manifest fps or the file's)")
     p.add_argument("--batch-size", type=int, default=8, help="clips per VAE encode call")
     p.add_argument("--shard-size", type=int, default=256, help="manifest lines per shard file (the unit of resume)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    add_device(p, "the VAE and the text encoder")
     p.add_argument("--workers", type=int, default=0, help="decoding worker processes")
     p.add_argument("--tile", type=int, help="VAE encode tile size in pixels, for large frames")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -40,6 +40,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .buckets import bucket_counts
+from .config import ModelConfig
 from .video_io import IMAGE_SUFFIXES, VideoReadError, frames_to_tensor, read_video
 
 log = logging.getLogger("tenku.data")
@@ -184,6 +186,12 @@ def read_manifest(path: str | Path) -> list[Clip]:
 
 # ----------------------------------------------------------------------------- buckets
 
+def spatial_stride(cfg: ModelConfig) -> int:
+    """Pixels per token side: VAE compression x DiT patch (e.g. 8 x 2 = 16). Bucket sides and generated
+    heights and widths are multiples of it."""
+    return cfg.vae.spatial_compression * cfg.dit.patch_size[1]
+
+
 @dataclass
 class BucketConfig:
     """Bucket shapes: every (frames, height, width) in frames x sizes. See the module docstring for the rule."""
@@ -214,6 +222,15 @@ class BucketConfig:
             raise ValueError(f"max_upscale must be >= 1, got {self.max_upscale}")
         if not 0.0 <= self.max_crop < 1.0:
             raise ValueError(f"max_crop must be in [0, 1), got {self.max_crop}")
+
+    @classmethod
+    def for_model(cls, cfg: ModelConfig, sizes: list[tuple[int, int]] | None = None, frames: list[int] | None = None,
+                  fps: float | None = None) -> BucketConfig:
+        """The buckets of a model's training data: its stride (`spatial_stride`); by default its sample size
+        and frame counts 1 (images) and its sample frames."""
+        s = cfg.sample
+        return cls(sizes=sizes or [(s.height, s.width)], frames=frames or [1, s.frames], fps=fps,
+                   stride=spatial_stride(cfg))
 
 
 def _source_fps(clip: Clip) -> float | None:
@@ -392,11 +409,7 @@ class VideoDataset(torch.utils.data.Dataset):
 
     def bucket_counts(self) -> dict[tuple[int, int, int], int]:
         """Clips per bucket (skipped clips not counted)."""
-        counts: dict[tuple[int, int, int], int] = {}
-        for b in self.buckets:
-            if b is not None:
-                counts[b] = counts.get(b, 0) + 1
-        return dict(sorted(counts.items()))
+        return bucket_counts(self.buckets)
 
     def load(self, i: int) -> torch.Tensor:
         """Clip i as (3, T, H, W) in [-1, 1] at its bucket shape. Raises VideoReadError (not logged)."""

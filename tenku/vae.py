@@ -342,6 +342,13 @@ class VideoVAE(nn.Module):
         shape = (1, -1, 1, 1, 1)
         return self.latent_mean.view(shape).to(z), self.latent_std.view(shape).to(z)
 
+    def encode_latents(self, video: torch.Tensor, chunked: bool = True, tile: int | None = None) -> torch.Tensor:
+        """video (B, 3, T, H, W) -> what the DiT reads: the posterior *mean*, normalised (B, C, T', h, w). Use it
+        wherever the DiT's latents come from pixels (the latent cache, raw-clip training, given frames), so they
+        agree. The mean rather than a sample: the VAE is trained with a tiny KL weight, so its posterior std is
+        far below the flow's noise, and a sample would only make the cache and raw-clip training disagree."""
+        return self.normalize(self.encode(video, chunked, tile).mean)
+
     def normalize(self, z: torch.Tensor) -> torch.Tensor:
         mean, std = self._stats(z)
         return (z - mean) / std  # (B, C, T', h, w)

@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from tenku.buckets import BucketBatchSampler
+from tenku.buckets import BucketBatchSampler, bucket_counts
 
 # 3 buckets of uneven sizes, plus skipped items (None).
 BUCKETS = [(9, 32, 32)] * 23 + [(9, 32, 48)] * 17 + [(1, 32, 32)] * 11 + [None] * 5
@@ -119,3 +119,8 @@ def test_world_size_change_on_resume_maps_position():
     two = BucketBatchSampler(BUCKETS, 2, seed=4, rank=0, world_size=2)
     two.load_state_dict(one.state_dict())
     assert two.position == 3 and list(two) == epoch(BucketBatchSampler(BUCKETS, 2, seed=4, world_size=2), 0)[3:]
+
+
+def test_bucket_counts():
+    assert bucket_counts(BUCKETS) == {(1, 32, 32): 11, (9, 32, 32): 23, (9, 32, 48): 17}  # None not counted
+    assert list(bucket_counts([(9, 8, 8), None, (1, 8, 8)])) == [(1, 8, 8), (9, 8, 8)] and bucket_counts([None]) == {}

@@ -131,3 +131,29 @@ def test_cli_caches_with_a_model_dir(setup, tmp_path, capsys):
     assert ds.text_dim == 384 and ds.settings["text_encoder"] == "minilm"
     item = ds[0]
     assert item["latent"].shape == (4, 2, 4, 4) and item["text"].shape[1] == 384
+
+
+def test_the_cache_holds_the_latents_raw_clip_training_encodes(setup, tmp_path):
+    d, vae = setup
+    out = cache_manifest(d / "m.jsonl", (vae, WordEncoder()), tmp_path / "out", CFG, batch_size=3)
+    ds, videos = LatentDataset(out), VideoDataset(read_manifest(d / "m.jsonl"), CFG)
+    with torch.no_grad():
+        for i, line in enumerate([0, 2, 3, 4]):
+            video = videos[line]["video"][None]  # (1, 3, T, H, W)
+            raw = vae.encode_latents(video, chunked=False)[0]  # one clip, whole, as raw-clip training encodes it
+            torch.testing.assert_close(ds[i]["latent"], raw, rtol=0, atol=1e-5)  # float rounding (batch, chunks)
+            sample = vae.normalize(vae.encode(video).sample(torch.Generator().manual_seed(0)))[0]
+            assert (sample - raw).abs().max() > 1e-3  # a posterior sample would not match
+
+
+def test_cache_cli_bad_input_exits_2_with_a_message(setup, tmp_path, capsys):
+    from tenku.cli import main
+
+    d, _ = setup
+    base = ["cache", "--model", str(tmp_path / "none"), "--manifest", str(d / "m.jsonl"), "--out", str(tmp_path / "o")]
+    for bad, says in ((["--buckets", "64"], "size '64' must look like HEIGHTxWIDTH"),
+                      (["--device", "gpu"], "argument --device: invalid choice: 'gpu'")):
+        with pytest.raises(SystemExit) as e:
+            main(base + bad)
+        assert e.value.code == 2 and says in capsys.readouterr().err
+    assert main(base) == 2 and "tenku: error: " in capsys.readouterr().err  # no model directory there

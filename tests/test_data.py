@@ -112,6 +112,20 @@ def test_records_keep_every_field_and_collect_bad_lines(tmp_path):
 
 # ----------------------------------------------------------------------------- buckets
 
+def test_buckets_for_a_model():
+    from tenku.config import preset
+    from tenku.data import spatial_stride
+
+    cfg = preset("tiny")
+    assert spatial_stride(cfg) == cfg.vae.spatial_compression * cfg.dit.patch_size[1] == 16
+    b = BucketConfig.for_model(cfg)
+    assert (b.sizes, b.frames, b.stride, b.fps) == ([(cfg.sample.height, cfg.sample.width)], [1, cfg.sample.frames], 16, None)
+    b = BucketConfig.for_model(cfg, [(32, 48)], [5], fps=4)
+    assert (b.sizes, b.frames, b.fps) == ([(32, 48)], [5], 4)
+    with pytest.raises(ValueError, match="multiples of stride 16"):
+        BucketConfig.for_model(cfg, [(24, 24)])
+
+
 def clip(h, w, frames=17, **kw):
     return Clip(video=kw.pop("video", "/x.mp4"), caption="c", frames=frames, height=h, width=w, source_fps=8, **kw)
 

@@ -15,7 +15,7 @@ from tenku.world.make import make_dataset
 def test_make_cli_writes_decodable_clips_and_a_manifest(tmp_path):
     out = tmp_path / "w"
     rc = main(["make", "--out", str(out), "--count", "6", "--split", "combo", "--seed", "3", "--sizes",
-               "32x32,24x40,40x24", "--frames-choices", "1,5", "--fps", "6", "--workers", "2", "-q"])
+               "32x32", "24x40", "40x24", "--frames-choices", "1", "5", "--fps", "6", "--workers", "2", "-q"])
     assert rc == 0
     lines = read_records(out / "manifest.jsonl")
     assert len(lines) == 6 and len({line["seed"] for line in lines}) == 6
@@ -48,10 +48,22 @@ def test_make_is_deterministic_across_worker_counts(tmp_path):
 def test_register_cli_adds_world_make():
     p = argparse.ArgumentParser()
     register_cli(p.add_subparsers(dest="command"))
-    args = p.parse_args(["world", "make", "--out", "x", "--count", "2", "--sizes", "64x64,48x80"])
+    args = p.parse_args(["world", "make", "--out", "x", "--count", "2", "--sizes", "64x64", "48x80"])
     assert args.sizes == [(64, 64), (48, 80)] and args.split == "train" and callable(args.func)
     with pytest.raises(SystemExit):
         p.parse_args(["world", "make", "--out", "x", "--count", "2", "--split", "val"])
+
+
+def test_make_cli_bad_input_exits_2_with_one_line(tmp_path, capsys):
+    for bad, says in ((["--sizes", "64x64,48x80"], "size '64x64,48x80' must look like HEIGHTxWIDTH"),
+                      (["--sizes", "0x64"], "height and width must be positive"),
+                      (["--frames-choices", "1,5"], "invalid int value: '1,5'")):
+        with pytest.raises(SystemExit) as e:
+            main(["make", "--out", str(tmp_path), "--count", "2", *bad])
+        assert e.value.code == 2 and says in capsys.readouterr().err
+    assert main(["make", "--out", str(tmp_path), "--count", "0", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err == "python -m tenku.world: error: count must be >= 1, got 0\n"
 
 
 def test_make_rejects_bad_arguments(tmp_path):

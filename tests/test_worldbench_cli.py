@@ -35,3 +35,11 @@ def test_run_accepts_only_the_worlds_splits(capsys):
     with pytest.raises(SystemExit) as e:
         main(["worldbench", "run", "--split", "validation"])
     assert e.value.code == 2 and "invalid choice: 'validation'" in capsys.readouterr().err
+
+
+def test_run_takes_the_device_flag_every_command_takes(capsys, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        main(["worldbench", "run", "--device", "gpu"])
+    assert e.value.code == 2 and "argument --device: invalid choice: 'gpu'" in capsys.readouterr().err
+    assert main(["worldbench", "run", "--model", str(tmp_path / "none"), "--device", "cpu"]) == 2
+    assert "tenku: error: " in capsys.readouterr().err  # a missing model: one line, no traceback

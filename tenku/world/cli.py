@@ -3,25 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
+from ..cli_args import run, size
 from .sample import MIXES, SPLITS
-
-
-def _sizes(text: str) -> list[tuple[int, int]]:
-    """"64x64,48x80" -> [(64, 64), (48, 80)] as (height, width)."""
-    try:
-        return [tuple(int(v) for v in item.lower().split("x", 1)) for item in text.split(",") if item]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"sizes must look like 64x64,48x80 (HEIGHTxWIDTH), got {text!r}") from None
-
-
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(v) for v in text.split(",") if v]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
 def cmd_make(args) -> int:
@@ -48,9 +33,11 @@ def add_make_parser(subparsers) -> None:
     m.add_argument("--seed", type=int, default=0, help="data set seed; the same seed gives the same files")
     m.add_argument("--height", type=int, default=64, help="frame height in pixels (ignored with --sizes)")
     m.add_argument("--width", type=int, default=64, help="frame width in pixels (ignored with --sizes)")
-    m.add_argument("--sizes", type=_sizes, help="a mix of sizes, HEIGHTxWIDTH, e.g. 64x64,48x80,80x48")
+    m.add_argument("--sizes", nargs="+", type=size, metavar="HxW",
+                   help="a mix of sizes, HEIGHTxWIDTH, e.g. 64x64 48x80 80x48")
     m.add_argument("--frames", type=int, default=17, help="frames per clip (ignored with --frames-choices)")
-    m.add_argument("--frames-choices", type=_ints, help="a mix of frame counts, e.g. 1,9,17,33")
+    m.add_argument("--frames-choices", nargs="+", type=int, metavar="N",
+                   help="a mix of frame counts, e.g. 1 9 17 33 (repeat one to draw it more often)")
     m.add_argument("--fps", type=float, default=8.0, help="frames per second")
     m.add_argument("--crf", type=int, default=12, help="H.264 quality (lower = closer colours, bigger files)")
     m.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
@@ -68,9 +55,4 @@ def register_cli(subparsers) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tenku.world", description=__doc__)
     add_make_parser(p.add_subparsers(dest="world_command", required=True))
-    args = p.parse_args(argv)
-    try:
-        return args.func(args) or 0
-    except ValueError as e:
-        print(f"tenku world: error: {e}", file=sys.stderr)
-        return 2
+    return run(p.parse_args(argv), "python -m tenku.world")

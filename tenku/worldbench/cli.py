@@ -8,6 +8,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..cli_args import add_device
+from ..distributed import pick_device
 from .truth import MIXES, SPLITS
 
 
@@ -55,7 +57,7 @@ def run_benchmark(pipe, out_dir, split: str = "id", count: int = 8, seed: int = 
 def cmd_run(args) -> int:
     import tenku
 
-    pipe = tenku.load_pipeline(args.model)
+    pipe = tenku.load_pipeline(args.model, pick_device(args.device))
     report = run_benchmark(pipe, args.out, args.split, args.count, args.seed, args.frames, args.height,
                            args.width, args.fps, args.steps, args.guidance, floor_count=args.floor_count,
                            mix=args.mix)
@@ -76,6 +78,7 @@ def register_cli(subparsers) -> None:
 
     r = sub.add_parser("run", help="make a world split, generate its captions with a model, score them")
     r.add_argument("--model", help="model directory (default: the model shipped with Tenku)")
+    add_device(r, "the model")
     r.add_argument("--split", default="id", choices=SPLITS, help="world split")
     r.add_argument("--mix", default="full", choices=tuple(MIXES), help="scene mix of the split")
     r.add_argument("--count", type=int, default=8, help="clips")
