@@ -62,16 +62,6 @@ def apply_rope(x: torch.Tensor, rope: torch.Tensor) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------- layers
 
-class RMSNorm(nn.Module):
-    def __init__(self, dim: int, eps: float = 1e-6):
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
-
-    def forward(self, x):
-        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
-
-
 class Attention(nn.Module):
     """Multi-head attention with QK RMSNorm across all heads (Wan's norm_q/norm_k) and optional 3D RoPE."""
 
@@ -82,8 +72,8 @@ class Attention(nn.Module):
         self.k = nn.Linear(dim, dim)
         self.v = nn.Linear(dim, dim)
         self.o = nn.Linear(dim, dim)
-        self.norm_q = RMSNorm(dim, eps) if qk_norm else nn.Identity()
-        self.norm_k = RMSNorm(dim, eps) if qk_norm else nn.Identity()
+        self.norm_q = nn.RMSNorm(dim, eps=eps) if qk_norm else nn.Identity()  # torch's: x / sqrt(mean(x^2) + eps)
+        self.norm_k = nn.RMSNorm(dim, eps=eps) if qk_norm else nn.Identity()
 
     def forward(self, x, context=None, rope=None, mask=None):
         B, N, D = x.shape
