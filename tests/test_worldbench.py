@@ -212,7 +212,6 @@ def test_run_with_stand_in_pipeline(tmp_path):
 
         def generate(self, prompt, frames, height, width, fps, steps, guidance, seed):
             self.calls.append(prompt)
-            import tenku.world.make as mk
             line = [json.loads(x) for x in (tmp_path / "world" / "manifest.jsonl").read_text().splitlines()
                     if json.loads(x)["caption"] == prompt][0]
             return type("V", (), {"frames": render(Scene.from_dict(line["scene"])), "fps": fps})()
