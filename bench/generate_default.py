@@ -38,7 +38,7 @@ def timed(owner, name, phase):
             spent[phase] = spent.get(phase, 0.0) + time.perf_counter() - t
     setattr(owner, name, wrapper)
 timed(P, "load_pipeline", "loading (all)")
-timed(P, "load_text_encoder", "loading text encoder")
+timed(P, "text_encoder_for", "loading text encoder")
 timed(P.Pipeline, "encode_prompt", "text")
 timed(P.Pipeline, "sample_latents", "sampling")
 timed(P.Pipeline, "decode_latents", "decoding")
