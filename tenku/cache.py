@@ -50,7 +50,6 @@ def shard_name(k: int) -> str:
     return f"shard-{k:05d}.safetensors"
 
 
-_fingerprint = state_sha256  # the name train_dit.py imports; checkpoint.state_sha256 is the one implementation
 
 
 def load_cache_models(model_dir: str | Path, device: str | torch.device = "cpu"):

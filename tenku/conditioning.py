@@ -88,7 +88,7 @@ class Conditioner:
     def encode(self, frames: np.ndarray) -> torch.Tensor:
         """(N, H, W, 3) uint8 with N = 1 + 4k -> normalised latents (1, C, 1 + k, h, w)."""
         x = frames_to_tensor(frames)[None].to(self.device)  # (1, 3, N, H, W)
-        return self.vae.normalize(self.vae.encode(x).mode())
+        return self.vae.encode_latents(x)
 
     def head_latents(self, frames: np.ndarray) -> tuple[torch.Tensor, int]:
         """Latents of frames that open the video (exact); uses the longest valid prefix. -> (latents, pixels used)."""

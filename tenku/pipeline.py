@@ -18,7 +18,8 @@ from .checkpoint import check_before_build, load_model_config, load_state
 from .config import ModelConfig
 from .dit import DiT
 from .conditioning import Conditioner, Plan, check_frame_size, load_frames, valid_prefix
-from .request import MAX_INPUT_FRAMES, Checked, GenerateRequest, check_size, spatial_stride
+from .data import spatial_stride
+from .request import MAX_INPUT_FRAMES, Checked, GenerateRequest, check_size
 from .sampler import Conditioning, GuidedVelocity, sample
 from .text import text_encoder_for
 from .vae import VideoVAE

@@ -30,6 +30,7 @@ from pathlib import Path
 from .budget import MAX_SIDE, MAX_VIDEO_FRAMES, check_budget, memory_budget
 from .conditioning import check_frame_size, load_frames, valid_prefix
 from .config import ModelConfig, SampleConfig
+from .data import spatial_stride
 from .sampler import SAMPLERS
 from .vae import nearest_valid
 from .video_io import peek_media
@@ -75,11 +76,6 @@ def frames_for_seconds(seconds: float, fps: float) -> int:
     check_number("fps", fps, 0.1, 240)
     check_number("seconds", seconds, 1e-3, MAX_VIDEO_FRAMES / fps, why=f"the longest video is {MAX_VIDEO_FRAMES} frames")
     return 1 + 4 * max(1, round((seconds * fps - 1) / 4))
-
-
-def spatial_stride(cfg: ModelConfig) -> int:
-    """Pixels per token side: VAE compression x DiT patch (e.g. 8 x 2 = 16)."""
-    return cfg.vae.spatial_compression * cfg.dit.patch_size[1]
 
 
 def check_size(cfg: ModelConfig, frames: int, height: int, width: int, budget: int, given_frames: int = 0):

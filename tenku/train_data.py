@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from . import distributed
-from .buckets import BucketBatchSampler
+from .buckets import BucketBatchSampler, bucket_counts
 
 
 def data_path(cfg) -> Path:
@@ -37,10 +37,7 @@ class Batches:
         self.sampler = BucketBatchSampler(dataset.buckets, cfg.batch_size, seed=cfg.seed, rank=info.rank,
                                           world_size=info.world_size, drop_last=True)
         if len(self.sampler) == 0:
-            counts = {}
-            for b in dataset.buckets:
-                if b is not None:
-                    counts[b] = counts.get(b, 0) + 1
+            counts = bucket_counts(dataset.buckets)
             raise ValueError(f"no full batch of {cfg.batch_size} per process x {info.world_size} processes: "
                              f"clips per bucket {counts or 'none (every clip was skipped)'}; lower batch_size or add data")
         self.generator = torch.Generator()  # DataLoader base seed: reseeded per epoch, so resume repeats it

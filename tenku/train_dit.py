@@ -2,7 +2,7 @@
 
 Loss: the rectified-flow objective (tenku/flow.py) with a random frame-conditioning mask per sample
 (tenku/cond_mask.py), so one model learns text-to-video, image-to-video, extension and connecting. The VAE is
-frozen: it encodes raw clips (latents, a posterior sample) and decodes previews; it comes from `vae_from` or
+frozen: it encodes raw clips (the posterior mean, as the latent cache stores) and decodes previews; it comes from `vae_from` or
 `init_from`. Logged: the loss and tokens per second; previews and WorldBench passes from the EMA weights.
 The model directory pairs the trained DiT with that VAE.
 """
@@ -16,10 +16,10 @@ import torch
 import torch.nn as nn
 
 from . import flow
-from .cache import LatentDataset, _fingerprint, collate_latents
-from .checkpoint import load_model_config, load_state, save_model_dir
+from .cache import LatentDataset, collate_latents
+from .checkpoint import state_sha256, load_model_config, load_state, save_model_dir
 from .cond_mask import random_cond_mask
-from .data import collate_videos, read_manifest
+from .data import collate_videos, read_manifest, spatial_stride
 from .dit import DiT
 from .lora import add_lora, merged_state, save_lora
 from .text import text_encoder_for
@@ -49,7 +49,7 @@ def check_cache(settings: dict | None, mcfg, vae: nn.Module | None) -> None:
     if settings.get("text_dim", mcfg.dit.text_dim) != mcfg.dit.text_dim:
         raise ValueError(f"the latent cache holds {settings['text_dim']}-d text states ({settings.get('text_encoder')}),"
                          f" the DiT expects text_dim {mcfg.dit.text_dim}")
-    if vae is not None and "vae_sha256" in settings and _fingerprint(vae) != settings["vae_sha256"]:
+    if vae is not None and "vae_sha256" in settings and state_sha256(vae) != settings["vae_sha256"]:
         warnings.warn("the latent cache was encoded with a different VAE (or latent statistics) than --vae/--init:"
                       " samples and the exported model will decode latents the DiT was not trained on", stacklevel=2)
 
@@ -97,8 +97,7 @@ class DiTTask(Task):
             if data.is_dir():
                 dataset, collate = LatentDataset(data), collate_latents
             else:
-                stride = mcfg.vae.spatial_compression * mcfg.dit.patch_size[1]
-                dataset, collate = clip_dataset(cfg, read_manifest(data), stride), collate_videos
+                dataset, collate = clip_dataset(cfg, read_manifest(data), spatial_stride(mcfg)), collate_videos
         trained_vae = self.frozen_vae if cfg.vae_from or cfg.init_from else None
         check_cache(getattr(dataset, "settings", None), mcfg, trained_vae)
         return dataset, collate, val_dataset
@@ -109,8 +108,7 @@ class DiTTask(Task):
             x0 = batch["latent"].to(self.device, non_blocking=True)  # (B, C, T', h, w) normalised latents
             return x0, batch["text"].to(self.device), batch["text_mask"].to(self.device)  # (B, L, D), (B, L)
         with torch.no_grad():
-            post = self.frozen_vae.encode(batch["video"].to(self.device), chunked=False)
-            x0 = self.frozen_vae.normalize(post.sample(self.generators["noise"]))  # (B, C, T', h, w)
+            x0 = self.frozen_vae.encode_latents(batch["video"].to(self.device), chunked=False)  # (B, C, T', h, w), as cached
             if self.text_encoder is None:
                 self.text_encoder = text_encoder_for(self.mcfg, self.device)
             text, text_mask = (t.to(self.device) for t in self.text_encoder.encode(batch["caption"]))

@@ -31,7 +31,8 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from .. import __version__
-from ..request import MODES, GenerateRequest, spatial_stride
+from ..data import spatial_stride
+from ..request import MODES, GenerateRequest
 from ..video_io import VideoReadError, peek_media, read_video
 from .guard import Guard
 from .jobs import STATES, Conflict, JobStore, QueueFull, Worker
