@@ -44,18 +44,14 @@ def pair_clips(out: Path, seed: int, color: str, shape: str, want: int) -> Path:
 
 def score(model: str, manifest: Path, out: Path, lora: Path | None) -> dict:
     """Generate every caption (seed = 1000 + line) with the model (+ adapter), score against the scenes."""
-    import torch
-
     import tenku
-    from tenku.lora import merge_lora
     from tenku.data import read_records
     from tenku.worldbench.report import score_manifest
     from tenku.worldbench.truth import write_like_world
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     pipe = tenku.load_pipeline(model)
     if lora is not None:
-        pipe.dit = merge_lora(pipe.dit, lora)
+        pipe.apply_lora(lora)
     entries = read_records(manifest)
     for i, e in enumerate(entries):
         video = pipe.generate(e["caption"], seed=1000 + i)

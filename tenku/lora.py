@@ -10,7 +10,6 @@ extra. Only safetensors are read: a folder holding a pickled `adapter_model.bin`
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 
 import torch
@@ -111,8 +110,3 @@ def merge_lora(dit: nn.Module, path: str | Path, scale: float = 1.0) -> nn.Modul
         raise CheckpointError(f"{path}: adapter keys the model has no place for, e.g. {bad[0]}")
     return model.merge_and_unload()
 
-
-def describe(path: str | Path) -> dict:
-    """What `tenku_lora.json` says (base model, rank, training figures), or {} for a plain peft folder."""
-    p = Path(path) / META
-    return json.loads(p.read_text()) if p.is_file() else {}
