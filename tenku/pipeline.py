@@ -14,7 +14,7 @@ import torch
 
 from . import flow, long_video
 from .budget import memory_budget
-from .checkpoint import check_before_build, load_model_config, load_state
+from .checkpoint import load_model_dir
 from .config import ModelConfig
 from .dit import DiT
 from .conditioning import Conditioner, Plan, check_frame_size, load_frames, valid_prefix
@@ -58,12 +58,7 @@ class Pipeline:
         if is_diffusers_folder(path):
             cfg, vae, dit = load_wan(path)
         else:
-            cfg = load_model_config(path)  # types and bounds checked
-            check_before_build(lambda: VideoVAE(cfg.vae), path / "vae.safetensors")
-            check_before_build(lambda: DiT(cfg.dit), path / "dit.safetensors")
-            vae, dit = VideoVAE(cfg.vae), DiT(cfg.dit)
-            load_state(vae, path / "vae.safetensors")
-            load_state(dit, path / "dit.safetensors")
+            cfg, vae, dit = load_model_dir(path)  # config types, bounds and weight shapes checked before building
         return cls(cfg, vae, dit, text_encoder_for(cfg, device), device)
 
     def apply_lora(self, path: str | Path, scale: float = 1.0) -> "Pipeline":
@@ -266,9 +261,7 @@ def load_pipeline(path: str | Path | None = None, device: str | torch.device = "
 
 def init_model(path: str | Path, preset_name: str = "tiny", seed: int = 0) -> Path:
     """Write a randomly initialised model directory (for tests and as a training starting point)."""
-    from .checkpoint import save_model_dir
+    from .checkpoint import init_model_dir
     from .config import preset
 
-    cfg = preset(preset_name)
-    torch.manual_seed(seed)
-    return save_model_dir(path, cfg, VideoVAE(cfg.vae), DiT(cfg.dit))
+    return init_model_dir(path, preset(preset_name), seed)

@@ -13,7 +13,7 @@ pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from tenku.serve.app import create_app  # noqa: E402
-from tenku.serve.fake import FakePipeline  # noqa: E402
+from fake_pipeline import FakePipeline  # noqa: E402
 from tenku.serve.limits import Limits  # noqa: E402
 
 CHUNK = 64 * 1024
@@ -141,6 +141,16 @@ def test_second_server_on_one_data_dir_exits_before_loading_the_model(tmp_path, 
     finally:
         first.unlock()
     assert "in use by another tenku serve process" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag, words", [("--model", "model directory not found"),
+                                         ("--lora", "LoRA adapter folder not found")])
+def test_a_missing_model_or_adapter_is_one_line_and_exit_2(tmp_path, capsys, flag, words):
+    from tenku.serve.cli import main
+
+    assert main([flag, str(tmp_path / "nothing"), "--data-dir", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("field", ["frames", "height", "width"])

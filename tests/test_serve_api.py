@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from tenku.serve.app import create_app  # noqa: E402
 from tenku.serve.limits import Limits  # noqa: E402
-from tenku.serve.fake import FakePipeline  # noqa: E402
+from fake_pipeline import FakePipeline  # noqa: E402
 from tenku.serve.jobs import JobStore  # noqa: E402
 from tenku.video_io import read_video, write_image, write_video  # noqa: E402
 

@@ -16,7 +16,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not 
 
 from tenku.serve.app import create_app  # noqa: E402
 from tenku.serve.background import serve_in_thread  # noqa: E402
-from tenku.serve.fake import FakePipeline  # noqa: E402
+from fake_pipeline import FakePipeline  # noqa: E402
 
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--no-first-run", "--disable-sync"]

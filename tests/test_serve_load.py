@@ -10,7 +10,7 @@ pytest.importorskip("uvicorn")
 
 from tenku.serve.app import create_app  # noqa: E402
 from tenku.serve.background import serve_in_thread  # noqa: E402
-from tenku.serve.fake import FakePipeline  # noqa: E402
+from fake_pipeline import FakePipeline  # noqa: E402
 
 spec = importlib.util.spec_from_file_location("serve_load", Path(__file__).parents[1] / "bench" / "serve_load.py")
 serve_load = importlib.util.module_from_spec(spec)

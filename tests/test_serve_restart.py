@@ -1,10 +1,11 @@
-"""`python -m tenku.serve` as a real process: SIGKILL it mid-job, start it again, nothing is lost."""
+"""`tenku serve` (its own code path, serving the stand-in pipeline) as a real process: SIGKILL it mid-job, start it again, nothing is lost."""
 
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -13,10 +14,12 @@ pytest.importorskip("uvicorn")
 
 from tenku.serve.background import free_port  # noqa: E402
 
+FAKE_SERVER = Path(__file__).with_name("fake_pipeline.py")  # `tenku serve`'s code path, serving the stand-in
+
 
 def start(data_dir, port, step_s):
-    env = dict(os.environ, TENKU_SERVE_FAKE="1", TENKU_FAKE_STEP_S=str(step_s))
-    proc = subprocess.Popen([sys.executable, "-m", "tenku.serve", "--port", str(port), "--data-dir", str(data_dir),
+    env = dict(os.environ, TENKU_FAKE_STEP_S=str(step_s))
+    proc = subprocess.Popen([sys.executable, str(FAKE_SERVER), "--port", str(port), "--data-dir", str(data_dir),
                              "--log-level", "warning"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

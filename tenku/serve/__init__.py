@@ -3,7 +3,6 @@
     app.py     FastAPI routes (create_app(pipe, data_dir, token, limits))
     jobs.py    SQLite job store and the worker thread
     limits.py  the server's caps on a job (the request itself is checked by tenku/request.py)
-    fake.py    a fast deterministic stand-in pipeline (a test aid; validates like the real one)
     cli.py     the `serve` sub-command
     static/    the web page (HTML + vanilla JS, nothing fetched from the internet)
 

@@ -9,6 +9,8 @@ import os
 import sys
 from pathlib import Path
 
+from ..cli_args import add_device, run
+
 DEFAULT_DATA_DIR = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "tenku" / "serve"
 
 
@@ -16,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     p.add_argument("--port", type=int, default=7860, help="TCP port")
     p.add_argument("--model", help="model directory (default: the model shipped with Tenku)")
-    p.add_argument("--device", default="cpu", help="torch device for the model")
+    add_device(p, "the model")
     p.add_argument("--lora", metavar="DIR", help="LoRA adapter folder folded into the model at start")
     p.add_argument("--lora-scale", type=float, default=1.0, help="how much of the adapter's change to apply")
     p.add_argument("--data-dir", default=os.environ.get("TENKU_DATA_DIR", str(DEFAULT_DATA_DIR)),
@@ -26,12 +28,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-queue", type=int, help="most jobs queued or running at once")
     p.add_argument("--max-upload-mb", type=float, help="largest upload, per file")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    # Test aid: serve the fast deterministic stand-in pipeline (tenku/serve/fake.py) instead of a model.
-    p.add_argument("--fake-pipeline", action="store_true", default=os.environ.get("TENKU_SERVE_FAKE") == "1",
-                   help=argparse.SUPPRESS)
 
 
-def cmd_serve(args) -> int:
+def load_model(args):
+    """The pipeline `tenku serve` serves: --model (or the shipped default), with --lora folded in."""
+    from ..distributed import pick_device
+    from ..pipeline import load_pipeline
+
+    pipe = load_pipeline(args.model, pick_device(args.device))
+    if args.lora:
+        pipe.apply_lora(args.lora, args.lora_scale)
+    return pipe
+
+
+def cmd_serve(args, make_pipeline=load_model) -> int:
+    """Serve until stopped. `make_pipeline(args)` builds what is served (a test passes a stand-in)."""
     from . import INSTALL_HINT, missing_extras
 
     if missing_extras():  # a plain install has no server packages: say how to get them, not a traceback
@@ -56,16 +67,7 @@ def cmd_serve(args) -> int:
     finally:
         probe.unlock()
         probe.close()
-    if args.fake_pipeline:
-        from .fake import FakePipeline
-
-        pipe = FakePipeline()
-    else:
-        from ..pipeline import load_pipeline
-
-        pipe = load_pipeline(args.model, args.device)
-        if args.lora:
-            pipe.apply_lora(args.lora, args.lora_scale)
+    pipe = make_pipeline(args)  # a bad --model or --lora: ValueError / FileNotFoundError, exit 2 (cli_args.run)
     limits = Limits()
     if args.max_queue is not None:
         limits.max_queue = args.max_queue
@@ -90,7 +92,8 @@ def register_cli(subparsers) -> None:
     p.set_defaults(func=cmd_serve)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, make_pipeline=load_model) -> int:
     p = argparse.ArgumentParser(prog="python -m tenku.serve", description="Tenku web page and HTTP API.")
     add_arguments(p)
-    return cmd_serve(p.parse_args(argv))
+    p.set_defaults(func=lambda args: cmd_serve(args, make_pipeline))
+    return run(p.parse_args(argv), prog="python -m tenku.serve")

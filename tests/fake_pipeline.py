@@ -4,7 +4,8 @@ It has the part of the pipeline's interface the server uses (`cfg`, `memory_budg
 `check(request)`, `save(request, path, callback)`), validates requests exactly as the pipeline does (the tiny
 preset's config), and draws a moving colour pattern from the prompt and seed, calling `callback(step, total)`
 after each of its `steps` with a short sleep, so progress, cancellation and ordering behave as with a real
-model. `tenku serve --fake-pipeline` (or TENKU_SERVE_FAKE=1) serves it; TENKU_FAKE_STEP_S sets the sleep.
+model. TENKU_FAKE_STEP_S sets the sleep. It lives with the tests, not in the package; as a program,
+`python tests/fake_pipeline.py [tenku serve options]` serves it through `tenku serve`'s own code path.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..budget import memory_budget
-from ..config import ModelConfig, preset
-from ..request import Checked, GenerateRequest
-from ..video_io import read_video, write_video
+from tenku.budget import memory_budget
+from tenku.config import ModelConfig, preset
+from tenku.request import Checked, GenerateRequest
+from tenku.video_io import read_video, write_video
 
 
 @dataclass
@@ -57,3 +58,11 @@ class FakePipeline:
             out = np.concatenate([given["video_a"], out, given["video_b"]])
         write_video(path, out, r.fps)
         return len(out)
+
+
+if __name__ == "__main__":
+    import sys
+
+    from tenku.serve.cli import main
+
+    sys.exit(main(make_pipeline=lambda args: FakePipeline()))
