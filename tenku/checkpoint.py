@@ -121,10 +121,13 @@ def check_before_build(build, path: str | Path) -> None:
     _check_shapes(path, own, file_shapes(path))
 
 
-def load_state(module: torch.nn.Module, path: str | Path, device: str | torch.device = "cpu") -> None:
-    """Load a safetensors state dict into `module`, naming the file and every key or shape that differs."""
+def load_state(module: torch.nn.Module, path: str | Path, device: str | torch.device = "cpu", adapt=None) -> None:
+    """Load a safetensors state dict into `module`, naming the file and every key or shape that differs.
+    `adapt(state, own)`, if given, maps the file's tensors onto the module's first (e.g. vae.fold_time_taps)."""
     state = load_tensors(path, device)
     own = module.state_dict()
+    if adapt is not None:
+        state = adapt(state, own)
     _check_shapes(path, {k: tuple(v.shape) for k, v in own.items()}, {k: tuple(v.shape) for k, v in state.items()})
     # Files may be stored in half precision; the model keeps its own dtype.
     module.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})

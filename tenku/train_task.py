@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 
 from . import distributed
-from .checkpoint import load_state, save_json
+from .checkpoint import load_model_config, load_state, save_json
 from .compile import maybe_compile
 from .config import ModelConfig
 from .dit import DiT
@@ -32,7 +32,7 @@ from .ema import ema_copy
 from .train_config import TrainConfig
 from .train_data import Batches
 from .train_state import Ranks, checkpoint_dirs, resume, save_checkpoint
-from .vae import VideoVAE
+from .vae import VideoVAE, fold_time_taps
 
 
 @dataclass
@@ -68,7 +68,9 @@ def init_vae(cfg: TrainConfig, mcfg: ModelConfig) -> VideoVAE:
     torch.manual_seed(cfg.seed)
     vae = VideoVAE(mcfg.vae)
     if cfg.init_from:
-        load_state(vae, Path(cfg.init_from) / "vae.safetensors")
+        # model_overrides {vae: {local_time: true}} on a full-time VAE: its time taps folded (a warm start).
+        fold = load_model_config(cfg.init_from).vae.local_time != mcfg.vae.local_time
+        load_state(vae, Path(cfg.init_from) / "vae.safetensors", adapt=fold_time_taps if fold else None)
     return vae
 
 

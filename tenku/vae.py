@@ -220,6 +220,23 @@ def run_tiled(fn: Callable[[torch.Tensor, Cache | None], torch.Tensor], x: torch
 
 # ----------------------------------------------------------------------------- the VAE
 
+def fold_time_taps(state: dict[str, torch.Tensor], like: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state dict of one VAE for another whose causal convs see fewer frames (e.g. `local_time` from
+    today's kernel-3 VAE): each conv weight (C_out, C_in, K, kh, kw) becomes (C_out, C_in, k, kh, kw) with the
+    K - k + 1 oldest taps summed into the first and the newest k - 1 kept. On a still clip, where every tap
+    sees the same frame, the folded conv computes what the original did away from the zero padding before
+    frame 0: a warm start for a local VAE that keeps what the original learnt about space. `like`: the target
+    model's state dict (shapes); every other tensor is copied as is."""
+    out = {}
+    for name, w in state.items():
+        want = like[name].shape
+        if w.shape != want and w.dim() == 5 and w.shape[:2] + w.shape[3:] == want[:2] + want[3:] and want[2] < w.shape[2]:
+            k = want[2]
+            w = torch.cat([w[:, :, : w.shape[2] - k + 1].sum(2, keepdim=True), w[:, :, w.shape[2] - k + 1:]], dim=2)
+        out[name] = w
+    return out
+
+
 class VideoVAE(nn.Module):
     """Causal video VAE: see the module docstring for shapes, causality and chunking."""
 
