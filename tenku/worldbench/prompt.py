@@ -56,88 +56,110 @@ def _match(tokens: list[str], i: int, table) -> tuple[int, str] | None:
     return None
 
 
-def parse_prompt(text: str) -> Spec:
-    """Parse a caption. Unknown words are skipped; anything not stated stays None."""
-    tokens = _tokens(text)
-    used = [False] * len(tokens)
+class _Words:
+    """A caption's tokens and which of them a phrase has consumed."""
 
-    def take(i, n):
+    def __init__(self, text: str):
+        self.tokens = _tokens(text)
+        self.used = [False] * len(self.tokens)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def match(self, i: int, table) -> tuple[int, str] | None:
+        return _match(self.tokens, i, table)
+
+    def free(self, i: int, n: int = 1) -> bool:
+        return not any(self.used[i:i + n])
+
+    def take(self, i: int, n: int) -> None:
         for j in range(i, i + n):
-            used[j] = True
+            self.used[j] = True
 
-    # 1. Background ("on a navy backdrop") and occluder ("a silver pillar") phrases, consumed first.
+
+def _scenery(w: _Words) -> tuple[str | None, str | None]:
+    """Background ("on a navy backdrop") and occluder ("a silver pillar") phrases, consumed first."""
     background = occluder = None
-    for i in range(len(tokens)):
-        m = _match(tokens, i, BACKGROUNDS)
-        if m and not any(used[i:i + m[0]]) and i + m[0] < len(tokens) and tokens[i + m[0]] in BACKDROP:
+    for i in range(len(w)):
+        m = w.match(i, BACKGROUNDS)
+        if m and w.free(i, m[0]) and i + m[0] < len(w) and w.tokens[i + m[0]] in BACKDROP:
             background = m[1]
-            behind = i + m[0] + 1 < len(tokens) and tokens[i + m[0] + 1] == "behind"  # "backdrop behind"
-            take(i, m[0] + 1 + behind)
-        m = _match(tokens, i, OCCLUDERS)
-        if m and not any(used[i:i + m[0]]) and _match(tokens, i + m[0], BARS):
+            behind = i + m[0] + 1 < len(w) and w.tokens[i + m[0] + 1] == "behind"  # "backdrop behind"
+            w.take(i, m[0] + 1 + behind)
+        m = w.match(i, OCCLUDERS)
+        if m and w.free(i, m[0]) and w.match(i + m[0], BARS):
             occluder = m[1]
-            take(i, m[0] + _match(tokens, i + m[0], BARS)[0])
+            w.take(i, m[0] + w.match(i + m[0], BARS)[0])
+    return background, occluder
 
-    # 2. Objects: [size] colour shape (the shape within the next two words).
-    objects: list[ObjectSpec] = []
-    starts: list[int] = []
-    i = 0
-    while i < len(tokens):
-        m = None if used[i] else _match(tokens, i, COLORS)
+
+def _objects(w: _Words) -> tuple[list[ObjectSpec], list[int]]:
+    """Objects as [size] colour shape (the shape within the next two words), and where each starts."""
+    objects, starts, i = [], [], 0
+    while i < len(w):
+        m = w.match(i, COLORS) if w.free(i) else None
         if not m:
             i += 1
             continue
-        obj = ObjectSpec(color=m[1])
-        j = i + m[0]
-        for k in range(j, min(j + 3, len(tokens))):
-            s = _match(tokens, k, SHAPES)
+        obj, j = ObjectSpec(color=m[1]), i + m[0]
+        for k in range(j, min(j + 3, len(w))):
+            s = w.match(k, SHAPES)
             if s:
-                obj.shape = s[1]
-                j = k + s[0]
+                obj.shape, j = s[1], k + s[0]
                 break
         for k in range(max(0, i - 3), i):  # a size phrase that ends right before the colour
-            z = _match(tokens, k, SIZES)
-            if z and k + z[0] == i and not any(used[k:i]):
+            z = w.match(k, SIZES)
+            if z and k + z[0] == i and w.free(k, i - k):
                 obj.size = z[1]
-                take(k, z[0])
+                w.take(k, z[0])
                 break
-        take(i, j - i)
+        w.take(i, j - i)
         objects.append(obj)
         starts.append(i)
         i = j
+    return objects, starts
 
-    # 3. Directions (and still phrases), each assigned to the nearest object named before it; speeds.
+
+def _directions_and_speeds(w: _Words, starts: list[int], any_object: bool) -> tuple[list, list]:
+    """Directions (and still phrases) and speeds, each as (index of the nearest object named before it, value)."""
     def owner(pos: int) -> int | None:
         before = [n for n, s in enumerate(starts) if s < pos]
-        return before[-1] if before else (0 if objects else None)
+        return before[-1] if before else (0 if any_object else None)
 
-    directions, speeds = [], []
-    i = 0
-    while i < len(tokens):
-        if used[i]:
+    directions, speeds, i = [], [], 0
+    while i < len(w):
+        if not w.free(i):
             i += 1
             continue
         for table, out in ((DIRECTIONS, directions), (SPEEDS, speeds)):
-            m = _match(tokens, i, table)
+            m = w.match(i, table)
             if m:
                 out.append((owner(i), m[1]))
-                take(i, m[0])
+                w.take(i, m[0])
                 i += m[0] - 1
                 break
         else:
             for words in STILL:
-                if tuple(tokens[i:i + len(words)]) == words:
+                if tuple(w.tokens[i:i + len(words)]) == words:
                     directions.append((owner(i), "still"))
-                    take(i, len(words))
+                    w.take(i, len(words))
                     break
         i += 1
+    return directions, speeds
 
-    # 4. Motion from keywords; one stated direction covers every object except in collisions.
-    words = {t for t, u in zip(tokens, used) if not u}  # not words inside background/object phrases
+
+def _motion(w: _Words, directions: list) -> str | None:
+    """The motion from keywords outside background and object phrases; else from the stated directions."""
+    words = {t for t, u in zip(w.tokens, w.used) if not u}
     motion = next((name for name, keys in MOTION_WORDS if words & keys), None)
     if motion is None:
         stated = {d for _, d in directions}
         motion = "still" if stated == {"still"} else "uniform" if stated else None
+    return motion
+
+
+def _assign(objects: list[ObjectSpec], motion: str | None, directions: list, speeds: list) -> None:
+    """Give each object its direction and speed; one stated direction covers every object except in collisions."""
     for who, value in directions:
         if who is not None and objects[who].direction is None:
             objects[who].direction = value
@@ -146,12 +168,18 @@ def parse_prompt(text: str) -> Spec:
             o.direction = o.direction or directions[0][1]
     if speeds and objects:  # captions state the speed of the first-named object only
         objects[0].speed = speeds[0][1]
-    if motion == "collide":  # a ball with no stated motion in a collision waits at rest
+    if motion in ("collide", "fall"):  # a ball with no stated motion waits at rest in a collision, falls in a fall
         for o in objects:
-            o.direction = o.direction or "still"
-    if motion == "fall":
-        for o in objects:
-            o.direction = o.direction or "down"
+            o.direction = o.direction or ("still" if motion == "collide" else "down")
+
+
+def parse_prompt(text: str) -> Spec:
+    """Parse a caption. Unknown words are skipped; anything not stated stays None."""
+    w = _Words(text)
+    background, occluder = _scenery(w)
+    objects, starts = _objects(w)
+    directions, speeds = _directions_and_speeds(w, starts, bool(objects))
+    motion = _motion(w, directions)
+    _assign(objects, motion, directions, speeds)
     return Spec(motion=motion, objects=objects, background=background, occluder=occluder,
                 gravity=GRAVITY if motion == "fall" else None, source="prompt")
-
