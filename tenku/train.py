@@ -77,7 +77,7 @@ def loop(task: Task, start: int, clock: float, stop: StopSignals) -> Path:
     `clock` counts seconds spent in training steps alone (no evaluation, samples or checkpoints), carried
     across resumes: the x axis of a learning curve against CPU time.
     """
-    cfg, info, ranks = task.cfg, task.ctx.info, task.ctx.ranks
+    cfg, info = task.cfg, task.ctx.info
     log = Log(cfg, task.ctx.run, start, info.main)
     window, last_save = Window(info.device), time.monotonic()
     for step in range(start + 1, cfg.steps + 1):
@@ -112,9 +112,9 @@ def loop(task: Task, start: int, clock: float, stop: StopSignals) -> Path:
 
         # 3. Checkpoints: every checkpoint_every steps, every checkpoint_minutes, at the end, and when a signal
         # asks the run to stop. Any rank's clock or signal counts, so that every rank saves (and stops) together.
-        stopping = not ranks.agree(not stop.requested)
+        stopping = not info.agree(not stop.requested)
         late = bool(cfg.checkpoint_minutes) and time.monotonic() - last_save > 60 * cfg.checkpoint_minutes
-        if step % cfg.checkpoint_every == 0 or final or stopping or not ranks.agree(not late):
+        if step % cfg.checkpoint_every == 0 or final or stopping or not info.agree(not late):
             saved = task.save(step, lr, clock)
             last_save = time.monotonic()
         if final:

@@ -21,8 +21,6 @@ import random
 import re
 import shutil
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,24 +28,10 @@ import numpy as np
 import torch
 
 from .checkpoint import CheckpointError, load_json, load_tensors, save_json, save_tensors
+from .distributed import DistInfo
 
 FORMAT = 1
 _STEP_DIR = re.compile(r"^step_(\d{8})$")
-
-
-@dataclass
-class Ranks:
-    """Who is writing: rank, world size, whether models are FSDP-sharded, and a barrier (no-op alone)."""
-
-    rank: int = 0
-    world_size: int = 1
-    sharded: bool = False
-    barrier: Callable[[], None] = lambda: None
-    agree: Callable[[bool], bool] = lambda ok: ok  # True only if every rank passes True (all-reduce MIN)
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
 
 
 # ----------------------------------------------------------------------------- nested state <-> safetensors + JSON
@@ -137,7 +121,7 @@ def _dcp():
 
 def save_checkpoint(run_dir: str | Path, step: int, modules: dict[str, torch.nn.Module],
                     optimizers: dict[str, torch.optim.Optimizer], generators: dict[str, torch.Generator],
-                    extra: dict[str, Any], ranks: Ranks = Ranks(), keep_last: int | None = None,
+                    extra: dict[str, Any], ranks: DistInfo = DistInfo(), keep_last: int | None = None,
                     rank_extra: dict[str, Any] | None = None) -> Path:
     """Write checkpoint `step` (all ranks call this). `optimizers[name]` belongs to `modules[name]`.
 
@@ -192,7 +176,7 @@ def save_checkpoint(run_dir: str | Path, step: int, modules: dict[str, torch.nn.
 # ----------------------------------------------------------------------------- load
 
 def load_checkpoint(path: str | Path, modules: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer],
-                    generators: dict[str, torch.Generator], ranks: Ranks = Ranks()) -> dict[str, Any]:
+                    generators: dict[str, torch.Generator], ranks: DistInfo = DistInfo()) -> dict[str, Any]:
     """Restore one checkpoint into the given objects. Returns {"step", "extra", "rank_extra"}.
 
     Every file is read and checked before anything is modified (except FSDP, where DCP loads in place), so a
@@ -256,7 +240,7 @@ def load_checkpoint(path: str | Path, modules: dict[str, torch.nn.Module], optim
             "rank_extra": (rng_json or {}).get("extra", {})}
 
 
-def resume(run_dir: str | Path, modules, optimizers, generators, ranks: Ranks = Ranks()) -> dict[str, Any] | None:
+def resume(run_dir: str | Path, modules, optimizers, generators, ranks: DistInfo = DistInfo()) -> dict[str, Any] | None:
     """Load the newest readable checkpoint; warn about and skip broken ones. None if there is none."""
     for path in reversed(checkpoint_dirs(run_dir)):
         try:

@@ -31,7 +31,7 @@ from .dit import DiT
 from .ema import ema_copy
 from .train_config import TrainConfig
 from .train_data import Batches
-from .train_state import Ranks, checkpoint_dirs, resume, save_checkpoint
+from .train_state import checkpoint_dirs, resume, save_checkpoint
 from .vae import VideoVAE, fold_time_taps
 
 
@@ -40,7 +40,6 @@ class Context:
     """The processes, device and precision of one run: the same for every task."""
 
     info: distributed.DistInfo
-    ranks: Ranks
     run: Path
     bf16: bool
     autocast: AbstractContextManager  # bf16 autocast, or nothing (fp32; FSDP casts through its own policy)
@@ -48,19 +47,17 @@ class Context:
     @classmethod
     def start(cls, cfg: TrainConfig, resume_run: bool) -> Context:
         """Start the processes (torchrun's, or this one alone), seed python and numpy, check the run folder."""
-        info = distributed.init(cfg.device)
-        ranks = Ranks(info.rank, info.world_size, info.ddp and cfg.strategy == "fsdp",
-                      barrier=lambda: distributed.barrier(info), agree=lambda ok: distributed.all_agree(info, ok))
+        info = distributed.init(cfg.device, cfg.strategy)  # the one rank record: who, where, sharded or not
         if cfg.out is None:
             raise ValueError("no run folder: pass --out RUN_DIR")
         run, dev = Path(cfg.out), info.device
         bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and dev.type == "cuda")
-        autocast = torch.autocast(dev.type, dtype=torch.bfloat16) if bf16 and not ranks.sharded else nullcontext()
+        autocast = torch.autocast(dev.type, dtype=torch.bfloat16) if bf16 and not info.sharded else nullcontext()
         random.seed(cfg.seed + info.rank)
         np.random.seed(cfg.seed + info.rank)
         if checkpoint_dirs(run) and not resume_run:  # every rank checks (RUN is shared), so all stop together
             raise ValueError(f"{run} already holds checkpoints: pass --resume to continue, or choose a new --out")
-        return cls(info, ranks, run, bf16, autocast)
+        return cls(info, run, bf16, autocast)
 
 
 def init_vae(cfg: TrainConfig, mcfg: ModelConfig) -> VideoVAE:
@@ -97,7 +94,7 @@ class Task:
             self.frozen_vae.to(self.device)
         self.ema = ema_copy(self.model) if cfg.ema_decay > 0 else None
         self.net = distributed.wrap(self.model, ctx.info, cfg.strategy, ctx.bf16)
-        if self.ema is not None and ctx.ranks.sharded:
+        if self.ema is not None and ctx.info.sharded:
             distributed.shard_fsdp(self.ema, ctx.info, ctx.bf16)  # sharded like the model: shard-local updates
         self.forward = maybe_compile(self.net, cfg.compile, self.device)  # `net` keeps DDP's no_sync
         # 2. Optimizer (the LR is set from the step every iteration, so the schedule resumes with it), RNG.
@@ -151,7 +148,7 @@ class Task:
     def adamw(self, params, lr: float) -> torch.optim.Optimizer:
         cfg = self.cfg
         return torch.optim.AdamW(params, lr=lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay,
-                                 fused=self.device.type == "cuda" and not self.ctx.ranks.sharded)
+                                 fused=self.device.type == "cuda" and not self.ctx.info.sharded)
 
     @property
     def averaged(self) -> nn.Module:
@@ -160,7 +157,7 @@ class Task:
 
     def weights(self) -> dict[str, torch.Tensor]:
         """The averaged weights, unsharded on the CPU (a collective under FSDP: every rank calls)."""
-        return distributed.full_state_dict(self.averaged, self.ctx.info, self.ctx.ranks.sharded)
+        return distributed.full_state_dict(self.averaged, self.ctx.info, self.ctx.info.sharded)
 
     def kept_rng(self):
         """Evaluation inside this leaves every RNG as it was: the training run repeats with or without it."""
@@ -174,7 +171,7 @@ class Task:
 
     def resume(self) -> tuple[int, float]:
         """Load the newest readable checkpoint: (its step, its training seconds); (0, 0.0) without one."""
-        state = resume(self.ctx.run, self.modules, self.optimizers, self.generators, self.ctx.ranks)
+        state = resume(self.ctx.run, self.modules, self.optimizers, self.generators, self.ctx.info)
         if state is None:
             if self.ctx.info.main:
                 warnings.warn(f"--resume: no checkpoint in {self.ctx.run}; starting from step 0", stacklevel=3)
@@ -191,12 +188,12 @@ class Task:
         extra = {"data": self.batches.state_dict(), "lr": lr, "schedule": cfg.schedule, "task": cfg.task,
                  "train_seconds": clock}
         return save_checkpoint(self.ctx.run, step, self.modules, self.optimizers, self.generators, extra,
-                               self.ctx.ranks, keep_last=cfg.keep_last)
+                               self.ctx.info, keep_last=cfg.keep_last)
 
     def export(self, out: Path) -> Path:
         """The model directory from the averaged weights (rank 0 writes; FSDP gathers first)."""
         info = self.ctx.info
-        if not self.ctx.ranks.sharded:
+        if not self.ctx.info.sharded:
             digest = distributed.check_replicas(self.model, info)  # DDP: every rank must hold the same weights
             if info.main:
                 save_json(self.ctx.run / "weights_checksum.json",

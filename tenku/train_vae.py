@@ -78,7 +78,7 @@ class VAETask(Task):
     throughput = "frames_per_s"
 
     def __init__(self, cfg, mcfg, ctx, dataset=None, collate=None, val_dataset=None):
-        if ctx.ranks.sharded:
+        if ctx.info.sharded:
             raise ValueError("strategy 'fsdp' shards DiT blocks; train the VAE with --set strategy=ddp")
         super().__init__(cfg, mcfg, ctx, dataset, collate, val_dataset)
         self.disc, self.adv_inputs = None, {}  # the last micro-batch's real and fake clips, for the D step
