@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_VAE = ROOT / "tenku" / "assets" / "world-xs"
 SHOWN = ["color_accuracy", "shape_accuracy", "direction_accuracy", "left_right_confusion", "no_object"]
 
 
@@ -35,6 +36,8 @@ def cached_latents(out: Path, mix: str, clips: int, vae: str) -> Path:
     """Make the data set and its latent cache once; later runs reuse them."""
     # A quarter of the clips are single frames: the two-stage recipe's first stage is an image model.
     data, cache = out / f"data-{mix}-{clips}-f1", out / f"cache-{mix}-{clips}-f1"
+    if Path(vae).resolve() != DEFAULT_VAE.resolve():  # latents of another VAE go in their own cache
+        cache = cache.with_name(f"{cache.name}-{Path(vae).name}")
     if not (data / "manifest.jsonl").is_file():
         tenku("world", "make", "--out", str(data), "--count", str(clips), "--split", "train", "--seed", "0",
               "--mix", mix, "--height", "64", "--width", "64", "--frames-choices", "1", "17", "17", "17", "-q")
@@ -46,7 +49,7 @@ def cached_latents(out: Path, mix: str, clips: int, vae: str) -> Path:
 def train(recipe: str, run: Path, cache: Path, args) -> None:
     sets = [f"max_train_minutes={args.minutes}", f"worldbench_every={args.eval_every}", f"worldbench_mix={args.mix}",
             f"worldbench_count={args.eval_count}", f"worldbench_steps={args.eval_steps}", "checkpoint_every=100",
-            "steps=1000000", "progress=false"]
+            "steps=1000000", "progress=false"] + ([f"init_from={args.init}"] if args.init else [])
     cmd = ["train", "dit", "--config", recipe, "--data", str(cache), "--vae", args.vae, "--out", str(run)]
     cmd += [x for s in sets for x in ("--set", s)]
     if (run / "config.json").is_file():
@@ -86,7 +89,9 @@ def main(argv=None) -> None:
     p.add_argument("--recipes", nargs="+", required=True, help="DiT recipes (YAML of TrainConfig fields)")
     p.add_argument("--mix", default="uniform", help="scene mix of the data and of the WorldBench clips")
     p.add_argument("--clips", type=int, default=2000, help="training clips")
-    p.add_argument("--vae", default=str(ROOT / "tenku" / "assets" / "world-xs"), help="model directory of the VAE")
+    p.add_argument("--vae", default=str(DEFAULT_VAE), help="model directory of the VAE the latents are cached with")
+    p.add_argument("--init", help="model directory every recipe starts from (its init_from; e.g. the --vae folder)")
+    p.add_argument("--tag", help="suffix of the run folders, to keep curves of one recipe under other settings apart")
     p.add_argument("--minutes", type=float, default=60, help="training minutes per recipe")
     p.add_argument("--eval-every", type=int, default=500, help="steps between WorldBench passes")
     p.add_argument("--eval-count", type=int, default=16, help="WorldBench clips per pass")
@@ -96,7 +101,8 @@ def main(argv=None) -> None:
                    " run one process per recipe, e.g. OMP_NUM_THREADS=1 each, to train them side by side)")
     p.add_argument("--report-only", action="store_true", help="print the table of existing runs, train nothing")
     args = p.parse_args(argv)
-    runs = {Path(r).stem: args.out / f"{Path(r).stem}-{args.mix}" for r in args.recipes}
+    suffix = f"-{args.tag}" if args.tag else ""
+    runs = {Path(r).stem + suffix: args.out / f"{Path(r).stem}-{args.mix}{suffix}" for r in args.recipes}
     if not args.report_only:
         cache = cached_latents(args.out, args.mix, args.clips, args.vae)
         if args.cache_only:

@@ -7,7 +7,7 @@ import torch
 
 from tenku.causal_conv import CausalConv3d
 from tenku.config import VAEConfig, preset
-from tenku.vae import VideoVAE, run_tiled
+from tenku.vae import VideoVAE, fold_time_taps, run_tiled
 
 # Chunked vs whole-clip: the same arithmetic per frame, but oneDNN may pick different conv kernels for 1
 # and for many frames, so allow float rounding (outputs are O(1)).
@@ -122,6 +122,29 @@ def test_local_time_default_off_keeps_the_architecture():
     a, b = VideoVAE(preset("world-xs").vae), VideoVAE(VAEConfig(**{**vars(preset("world-xs").vae), "local_time": True}))
     assert list(a.state_dict()) == list(b.state_dict())
     assert a.encoder.conv_in.weight.shape[2] == 3 and b.encoder.conv_in.weight.shape[2] == 1
+
+
+@pytest.mark.parametrize("k_to, stride", [(1, 1), (2, 1), (2, 2)])
+def test_folded_time_taps_equal_the_original_conv_on_a_still_clip(k_to, stride):
+    torch.manual_seed(0)
+    full = CausalConv3d(4, 6, kernel=(3, 3, 3) if k_to == 1 else (3, 1, 1), stride_t=stride)
+    local = CausalConv3d(4, 6, kernel=(k_to, 3, 3) if k_to == 1 else (k_to, 1, 1), stride_t=stride)
+    local.load_state_dict(fold_time_taps(full.state_dict(), local.state_dict()))
+    still = torch.randn(1, 1, 5, 5, 4).expand(1, 9, 5, 5, 4).contiguous()  # (B, T, H, W, C): one frame, 9 times
+    with torch.no_grad():
+        a, b = full(still), local(still)  # (B, T', H, W, C')
+    assert a.shape == b.shape
+    assert torch.allclose(a[:, 2:], b[:, 2:], atol=1e-5)  # where the original's window holds no zero padding
+    if k_to == 1:  # a one-frame conv sees no padding, the original did at frame 0: that is the drift removed
+        assert not torch.allclose(a[:, 0], b[:, 0], atol=1e-3)
+
+
+def test_a_local_vae_warm_starts_from_a_full_one():
+    cfg = preset("tiny").vae
+    full, local = VideoVAE(cfg), VideoVAE(VAEConfig(**{**vars(cfg), "local_time": True}))
+    state = fold_time_taps(full.state_dict(), local.state_dict())
+    local.load_state_dict(state)  # every shape fits
+    assert torch.equal(local.encoder.conv_in.weight, full.encoder.conv_in.weight.sum(2, keepdim=True))
 
 
 def test_chunked_equals_whole_clip():
