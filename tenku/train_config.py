@@ -330,10 +330,27 @@ def add_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ("tas
             continue
         base = next((a for a in typing.get_args(types[f.name]) if a is not type(None)), types[f.name])
         extra = {"nargs": "?", "const": "true"} if base is bool else {}  # --progress alone means true
+        if base is list:  # space-separated, as in every sub-command: --sizes 64x64 48x80, --frames 1 9 17
+            extra = {"nargs": "+", "metavar": "ITEM"}
         group.add_argument("--" + f.name.replace("_", "-"), *ALIASES.get(f.name, ()), dest=f.name,
-                           default=argparse.SUPPRESS, metavar=base.__name__.upper(), help=helps.get(f.name), **extra)
+                           default=argparse.SUPPRESS, help=helps.get(f.name), **{"metavar": base.__name__.upper(), **extra})
 
 
-def flags(args: argparse.Namespace) -> dict[str, str]:
-    """The TrainConfig fields given on the command line, flags and positionals alike (field name -> text)."""
-    return {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
+def flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The TrainConfig fields given on the command line, flags and positionals alike (field name -> text; a
+    list flag -> its items, each HEIGHTxWIDTH -> [h, w] or read as YAML; one item in brackets is the whole list)."""
+    out = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
+    for name, value in out.items():
+        if isinstance(value, list):
+            out[name] = value[0] if len(value) == 1 and value[0].lstrip().startswith("[") else [_item(v) for v in value]
+    return out
+
+
+def _item(text: str) -> Any:
+    """One item of a list flag: "64x80" -> [64, 80], else its YAML value ("9" -> 9)."""
+    if re.fullmatch(r"\s*\d+\s*x\s*\d+\s*", text.lower()):
+        return [int(v) for v in text.lower().split("x")]
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text

@@ -103,6 +103,9 @@ def test_command_line_flags_come_from_the_fields_and_read_like_set():
     assert {f.name for f in dataclasses.fields(TrainConfig)} - dests == {"task"}  # the positional
     with pytest.raises(ValueError, match="flag: batch_size: cannot use 'many' as int"):
         resolve("tiny-test", **flags(p.parse_args(["--batch-size", "many"])))
+    # Lists are space-separated, as in `tenku world make --sizes 64x64 48x80` and `tenku cache --frames 1 17`.
+    listed = resolve("tiny-test", task="vae", **flags(p.parse_args(["--sizes", "64x64", "48x80", "--frames", "1", "17"])))
+    assert listed.sizes == [[64, 64], [48, 80]] and listed.frames == [1, 17]
 
 
 def test_bad_flag_through_the_command_exits_2_with_the_message(tmp_path, capsys):
