@@ -71,7 +71,7 @@ def recolour_first(scene):
 def run_clip(pipe, k: int, seed: int, seconds: float, segment_s: float, gen: dict, out_dir: Path,
              strengths: list[float]):
     from tenku.long_video import generate_long
-    from tenku.video_io import read_video
+    from tenku.data.video_io import read_video
     from tenku.world import caption, render, sample_scene
     from tenku.worldbench.metrics import score_clip
     from tenku.worldbench.spec import spec_from_scene

@@ -22,7 +22,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from tenku.config import DiTConfig, preset
-from tenku.dit import DiT
+from tenku.models.dit import DiT
 
 
 def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
@@ -128,7 +128,7 @@ def dit_table(quick: bool, compile_too: bool):
 VAE_CHILD = r"""
 import json, os, sys, threading, time, torch
 from tenku.config import preset
-from tenku.vae import VideoVAE
+from tenku.models.vae import VideoVAE
 
 def rss():  # resident set size in bytes, read from /proc
     with open("/proc/self/statm") as f:
@@ -160,7 +160,7 @@ print(json.dumps({"frames": frames, "seconds": dt, "extra_mib": (max(peak[0], rs
 
 
 def vae_table(quick: bool):
-    from tenku.vae import VideoVAE
+    from tenku.models.vae import VideoVAE
 
     vae = VideoVAE(preset("world-s").vae).eval()
     size, frames = 64, 17

@@ -26,7 +26,7 @@ from pathlib import Path
 PHASES = r"""
 import json, sys, time
 t0 = time.perf_counter()
-import tenku.cli, tenku.pipeline as P, tenku.video_io as V
+import tenku.cli, tenku.pipeline as P, tenku.data.video_io as V
 spent = {"imports": time.perf_counter() - t0}
 def timed(owner, name, phase):
     f = getattr(owner, name)

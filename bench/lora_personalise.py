@@ -45,7 +45,7 @@ def pair_clips(out: Path, seed: int, color: str, shape: str, want: int) -> Path:
 def score(model: str, manifest: Path, out: Path, lora: Path | None) -> dict:
     """Generate every caption (seed = 1000 + line) with the model (+ adapter), score against the scenes."""
     import tenku
-    from tenku.data import read_records
+    from tenku.data.clips import read_records
     from tenku.worldbench.report import score_manifest
     from tenku.worldbench.truth import write_like_world
 

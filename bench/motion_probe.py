@@ -1,7 +1,7 @@
 """Motion probe: can a small DiT learn to move one object the way the caption says, in CPU minutes?
 
 The simplest world there is: one ball on black, raw pixels (no VAE), a handful of colours and directions,
-fixed captions encoded by the real text encoder (MiniLM). The DiT is Tenku's own (`tenku.dit.DiT`) trained
+fixed captions encoded by the real text encoder (MiniLM). The DiT is Tenku's own (`tenku.models.dit.DiT`) trained
 with Tenku's own objective (`tenku.flow.training_loss`), so a lever that wins here is a lever for the real
 recipe, tried in minutes instead of hours. Several designs train side by side on the same data and are
 evaluated at the same steps; each row of the table is one evaluation.
@@ -43,8 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tenku import flow  # noqa: E402
 from tenku.config import DiTConfig, FlowConfig  # noqa: E402
-from tenku.dit import DiT, count_params  # noqa: E402
-from tenku.sampler import Conditioning, GuidedVelocity, sample  # noqa: E402
+from tenku.models.dit import DiT, count_params  # noqa: E402
+from tenku.flow.sampler import Conditioning, GuidedVelocity, sample  # noqa: E402
 
 COLORS = {"red": (1.0, 0.15, 0.15), "green": (0.15, 0.9, 0.2), "blue": (0.2, 0.35, 1.0), "yellow": (1.0, 0.9, 0.1)}
 DIRECTIONS = {  # caption phrase -> unit (dx, dy) in image coordinates (y down)
@@ -277,7 +277,7 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
     probe = Probe(size=args.size, frames=args.frames, directions=args.directions, start=args.start)
     captions = probe.captions()
-    from tenku.text import load_text_encoder
+    from tenku.models.text import load_text_encoder
 
     text_all, mask_all = load_text_encoder().encode([c for c, _, _ in captions])  # (K, L, 384), (K, L)
     evalset = make_batch(probe, captions, args.eval_count, torch.Generator().manual_seed(10_000 + args.seed))

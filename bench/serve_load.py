@@ -123,7 +123,7 @@ def main() -> int:
             from tenku.serve.background import serve_in_thread
 
             if args.model in (None, "fake"):
-                sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+                sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "serve"))
                 from fake_pipeline import FakePipeline  # the tests' stand-in: no model, deterministic
 
                 pipe, what = FakePipeline(step_seconds=args.fake_step_s), f"fake pipeline, {args.fake_step_s}s/step"

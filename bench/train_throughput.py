@@ -1,4 +1,4 @@
-"""DiT training throughput on this machine: one process vs 2-process gloo (torchrun), through `tenku.train.train`.
+"""DiT training throughput on this machine: one process vs 2-process gloo (torchrun), through `tenku.train.loop.train`.
 
     .venv/bin/python bench/train_throughput.py                       # tiny and world-s, a few steps each
     .venv/bin/python bench/train_throughput.py --presets tiny,world-s,world-b --steps 12 --batch 4
@@ -30,10 +30,10 @@ def worker(args) -> None:
     """One training run (under torchrun or alone): fixed latents, then exit."""
     import torch
 
-    from tenku.cache import collate_latents
+    from tenku.data.cache import collate_latents
     from tenku.config import preset
-    from tenku.train import train
-    from tenku.train_config import resolve
+    from tenku.train.loop import train
+    from tenku.train.config import resolve
 
     torch.set_num_threads(args.threads)
     mcfg = preset(args.preset)

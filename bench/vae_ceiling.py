@@ -19,10 +19,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tenku.checkpoint import load_model_dir  # noqa: E402
-from tenku.data import read_records  # noqa: E402
-from tenku.vae import VideoVAE  # noqa: E402
-from tenku.vae_loss import psnr  # noqa: E402
-from tenku.video_io import frames_to_tensor, tensor_to_frames  # noqa: E402
+from tenku.data.clips import read_records  # noqa: E402
+from tenku.models.vae import VideoVAE  # noqa: E402
+from tenku.train.vae_loss import psnr  # noqa: E402
+from tenku.data.video_io import frames_to_tensor, tensor_to_frames  # noqa: E402
 from tenku.world.make import make_dataset  # noqa: E402
 from tenku.world.render import render  # noqa: E402
 from tenku.world.scene import Scene  # noqa: E402

@@ -20,9 +20,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tenku.config import VAEConfig  # noqa: E402
-from tenku.vae import VideoVAE  # noqa: E402
-from tenku.vae_loss import kl_loss, reconstruction_loss  # noqa: E402
-from tenku.video_io import frames_to_tensor  # noqa: E402
+from tenku.models.vae import VideoVAE  # noqa: E402
+from tenku.train.vae_loss import kl_loss, reconstruction_loss  # noqa: E402
+from tenku.data.video_io import frames_to_tensor  # noqa: E402
 from tenku.world.render import render  # noqa: E402
 from tenku.world.sample import sample_scene  # noqa: E402
 

@@ -30,8 +30,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tenku.checkpoint import load_model_dir  # noqa: E402
-from tenku.vae import VideoVAE  # noqa: E402
-from tenku.video_io import frames_to_tensor  # noqa: E402
+from tenku.models.vae import VideoVAE  # noqa: E402
+from tenku.data.video_io import frames_to_tensor  # noqa: E402
 from tenku.world.make import clip_seed  # noqa: E402
 from tenku.world.render import render  # noqa: E402
 from tenku.world.sample import sample_scene  # noqa: E402

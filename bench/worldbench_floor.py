@@ -20,8 +20,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tenku.data import read_records  # noqa: E402
-from tenku.video_io import read_video  # noqa: E402
+from tenku.data.clips import read_records  # noqa: E402
+from tenku.data.video_io import read_video  # noqa: E402
 from tenku.world.make import CRF, PIX_FMT, make_dataset  # noqa: E402
 from tenku.world.render import render  # noqa: E402
 from tenku.world.scene import Scene  # noqa: E402

@@ -11,10 +11,10 @@ import torch
 
 from tenku.checkpoint import load_tensors, save_model_dir
 from tenku.config import preset
-from tenku.data import BucketConfig, VideoDataset, read_manifest
-from tenku.dit import DiT
-from tenku.train_vae import latent_stats
-from tenku.vae import VideoVAE
+from tenku.data.clips import BucketConfig, VideoDataset, read_manifest
+from tenku.models.dit import DiT
+from tenku.train.vae_task import latent_stats
+from tenku.models.vae import VideoVAE
 
 ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 ap.add_argument("run")

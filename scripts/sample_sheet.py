@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tenku.video_io import read_video, write_image
+from tenku.data.video_io import read_video, write_image
 from tenku.worldbench.report import frame_strip
 
 ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -54,7 +54,7 @@ def run(argv: list[str], hide: bool = False) -> subprocess.CompletedProcess:
 
 
 def check_video(path: Path) -> None:
-    from tenku.video_io import read_video
+    from tenku.data.video_io import read_video
 
     cfg = json.loads((Path(__import__("tenku").__file__).parent / "assets/world-xs/config.json").read_text())["sample"]
     if not path.is_file():

@@ -66,8 +66,8 @@ SHIP=$SHIP .venv/bin/python - <<'PY'
 import os
 import torch
 from tenku.checkpoint import load_model_config, load_state, save_model_dir
-from tenku.dit import DiT
-from tenku.vae import VideoVAE
+from tenku.models.dit import DiT
+from tenku.models.vae import VideoVAE
 src = os.environ["SHIP"]
 cfg = load_model_config(src)
 vae, dit = VideoVAE(cfg.vae), DiT(cfg.dit)

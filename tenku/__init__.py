@@ -6,7 +6,7 @@ __version__ = "0.1.0"
 def load_pipeline(path=None, device="cpu"):
     """Load a model directory (None = the shipped default). See tenku.pipeline.Pipeline.run and
     tenku.request.GenerateRequest."""
-    from .pipeline import load_pipeline as _load
+    from tenku.pipeline import load_pipeline as _load
 
     return _load(path, device)
 

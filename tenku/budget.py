@@ -20,7 +20,7 @@ import os
 
 import torch
 
-from .config import ModelConfig
+from tenku.config import ModelConfig
 
 MAX_SIDE = 8192  # pixels: the largest height or width of any video
 MAX_VIDEO_FRAMES = 28_800  # one hour at 8 fps: the longest video (a sliding window over time, see long_video.py)

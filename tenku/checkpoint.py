@@ -23,9 +23,9 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from .config import ModelConfig
-from .dit import DiT
-from .vae import VideoVAE
+from tenku.config import ModelConfig
+from tenku.models.dit import DiT
+from tenku.models.vae import VideoVAE
 
 FORMAT_VERSION = 1
 

@@ -8,15 +8,15 @@ import sys
 from pathlib import Path
 
 # Feature modules that add sub-commands.
-FEATURES = ["tenku.world.cli", "tenku.worldbench.cli", "tenku.cache", "tenku.train", "tenku.serve.cli", "tenku.convert"]
+FEATURES = ["tenku.world.cli", "tenku.worldbench.cli", "tenku.data.cache", "tenku.train.loop", "tenku.serve.cli", "tenku.models.convert"]
 
 
 def cmd_generate(args) -> int:
     from tqdm import tqdm
 
-    from .pipeline import load_pipeline
-    from .request import GenerateRequest
-    from .video_io import check_writable
+    from tenku.pipeline import load_pipeline
+    from tenku.request import GenerateRequest
+    from tenku.data.video_io import check_writable
 
     pipe = load_pipeline(args.model)
     if args.lora:
@@ -62,15 +62,15 @@ def _output_path(output: str | None, single: bool) -> Path:
 
 
 def cmd_init_model(args) -> int:
-    from .pipeline import init_model
+    from tenku.pipeline import init_model
 
     print(init_model(args.dir, args.preset, args.seed))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .config import PRESETS
-    from .sampler import SAMPLERS
+    from tenku.config import PRESETS
+    from tenku.flow.sampler import SAMPLERS
 
     p = argparse.ArgumentParser(prog="tenku", description="Text-to-video with a spacetime-patch diffusion transformer.")
     sub = p.add_subparsers(dest="command", required=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .distributed import DEVICES
+from tenku.train.distributed import DEVICES
 
 BAD_INPUT = (ValueError, FileNotFoundError)  # a clear message names the problem; anything else is a bug
 

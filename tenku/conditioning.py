@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .video_io import frames_to_tensor, read_video
+from tenku.data.video_io import frames_to_tensor, read_video
 
 
 def load_frames(source, what: str, max_frames: int | None = None) -> np.ndarray:

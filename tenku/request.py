@@ -27,13 +27,13 @@ import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from .budget import MAX_SIDE, MAX_VIDEO_FRAMES, check_budget, memory_budget
-from .conditioning import check_frame_size, load_frames, valid_prefix
-from .config import ModelConfig, SampleConfig
-from .data import spatial_stride
-from .sampler import SAMPLERS
-from .vae import nearest_valid
-from .video_io import peek_media
+from tenku.budget import MAX_SIDE, MAX_VIDEO_FRAMES, check_budget, memory_budget
+from tenku.conditioning import check_frame_size, load_frames, valid_prefix
+from tenku.config import ModelConfig, SampleConfig
+from tenku.data.clips import spatial_stride
+from tenku.flow.sampler import SAMPLERS
+from tenku.models.vae import nearest_valid
+from tenku.data.video_io import peek_media
 
 MODES = ("text", "image", "extend", "connect", "loop", "edit")
 # The given media each mode reads, by field name (the server's upload fields carry the same names).

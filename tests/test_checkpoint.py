@@ -4,7 +4,7 @@ import torch
 from tenku.checkpoint import (CheckpointError, load_model_config, load_state, load_tensors, save_json,
                               save_model_dir, save_tensors)
 from tenku.config import ModelConfig, preset
-from tenku.dit import DiT
+from tenku.models.dit import DiT
 
 
 def test_model_dir_round_trip_and_half_precision(tmp_path):

@@ -16,7 +16,7 @@ import pytest
 from tenku.cli import main
 from tenku.pipeline import init_model, load_pipeline
 from tenku.request import frames_for_seconds
-from tenku.video_io import VideoWriter, read_video, write_image, write_video
+from tenku.data.video_io import VideoWriter, read_video, write_image, write_video
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +122,7 @@ def test_failed_write_keeps_the_previous_file(tmp_path):
 def test_kill_9_mid_video_keeps_the_previous_file(tmp_path):
     good = write_video(tmp_path / "long.mp4", np.full((5, 16, 16, 3), 200, np.uint8), 8)
     before = good.read_bytes()
-    script = ("import sys, time, numpy as np; from tenku.video_io import VideoWriter\n"
+    script = ("import sys, time, numpy as np; from tenku.data.video_io import VideoWriter\n"
               "w = VideoWriter(sys.argv[1], 8)\n"
               "for i in range(10000):\n"
               "    w.write(np.random.randint(0, 255, (1, 64, 64, 3), np.uint8)); print(i, flush=True); time.sleep(0.01)\n")

@@ -5,7 +5,7 @@ import torch
 from tenku.long_video import generate_long
 from tenku.pipeline import init_model, load_pipeline
 from tenku.request import parse_storyboard, prompt_at, window_plan
-from tenku.video_io import read_video
+from tenku.data.video_io import read_video
 
 
 def test_storyboard_parsing():

@@ -9,7 +9,7 @@ import torch
 
 from tenku.cli import main
 from tenku.pipeline import init_model, load_pipeline
-from tenku.video_io import read_video, write_video
+from tenku.data.video_io import read_video, write_video
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +136,7 @@ def test_init_model_command(tmp_path):
 
 def test_two_stage_samples_frame_zero_as_an_image_then_animates_it(pipe, monkeypatch):
     from tenku import flow
-    from tenku.sampler import GuidedVelocity, sample
+    from tenku.flow.sampler import GuidedVelocity, sample
 
     T, h, w, steps, guidance = 3, 4, 4, 3, 4.0
     g = torch.Generator().manual_seed(5)

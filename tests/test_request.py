@@ -6,7 +6,7 @@ import pytest
 
 from tenku.config import preset
 from tenku.request import GenerateRequest, RequestError, window_plan
-from tenku.video_io import write_image, write_video
+from tenku.data.video_io import write_image, write_video
 
 GB = 2**30
 

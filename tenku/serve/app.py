@@ -30,13 +30,13 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
-from .. import __version__
-from ..data import spatial_stride
-from ..request import MODES, GenerateRequest
-from ..video_io import VideoReadError, peek_media, read_video
-from .guard import Guard
-from .jobs import STATES, Conflict, JobStore, QueueFull, Worker
-from .limits import SUFFIX_TYPES, UPLOAD_FIELDS, UPLOAD_TYPES, InputError, Limits, check_caps, check_form, \
+from tenku import __version__
+from tenku.data.clips import spatial_stride
+from tenku.request import MODES, GenerateRequest
+from tenku.data.video_io import VideoReadError, peek_media, read_video
+from tenku.serve.guard import Guard
+from tenku.serve.jobs import STATES, Conflict, JobStore, QueueFull, Worker
+from tenku.serve.limits import SUFFIX_TYPES, UPLOAD_FIELDS, UPLOAD_TYPES, InputError, Limits, check_caps, check_form, \
     input_error, sample_defaults, supported_modes
 
 STATIC = Path(__file__).parent / "static"

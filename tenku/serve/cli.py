@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..cli_args import add_device, run
+from tenku.cli_args import add_device, run
 
 DEFAULT_DATA_DIR = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "tenku" / "serve"
 
@@ -32,8 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def load_model(args):
     """The pipeline `tenku serve` serves: --model (or the shipped default), with --lora folded in."""
-    from ..distributed import pick_device
-    from ..pipeline import load_pipeline
+    from tenku.train.distributed import pick_device
+    from tenku.pipeline import load_pipeline
 
     pipe = load_pipeline(args.model, pick_device(args.device))
     if args.lora:
@@ -43,7 +43,7 @@ def load_model(args):
 
 def cmd_serve(args, make_pipeline=load_model) -> int:
     """Serve until stopped. `make_pipeline(args)` builds what is served (a test passes a stand-in)."""
-    from . import INSTALL_HINT, missing_extras
+    from tenku.serve import INSTALL_HINT, missing_extras
 
     if missing_extras():  # a plain install has no server packages: say how to get them, not a traceback
         print(f"tenku serve needs the server extras: {INSTALL_HINT}; missing: {', '.join(missing_extras())}",
@@ -51,9 +51,9 @@ def cmd_serve(args, make_pipeline=load_model) -> int:
         return 2
     import uvicorn
 
-    from .app import create_app
-    from .jobs import JobStore
-    from .limits import Limits
+    from tenku.serve.app import create_app
+    from tenku.serve.jobs import JobStore
+    from tenku.serve.limits import Limits
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # A second server on the same data directory is refused before the model is loaded (minutes, gigabytes);

@@ -23,7 +23,7 @@ import time
 import uuid
 from pathlib import Path
 
-from ..request import GenerateRequest
+from tenku.request import GenerateRequest
 
 log = logging.getLogger("tenku.serve")
 

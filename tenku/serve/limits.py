@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from ..request import INPUT_FIELDS, MODE_INPUTS, MODES, RequestError, check_mode, check_prompt
+from tenku.request import INPUT_FIELDS, MODE_INPUTS, MODES, RequestError, check_mode, check_prompt
 
 UPLOAD_FIELDS = INPUT_FIELDS  # an upload field fills the request field of the same name
 # Client file types we store; the suffix is ours (chosen from this table), never the client's file name.

@@ -10,9 +10,9 @@ build_scene), physics (exact event-driven motion), sample (random scenes per spl
 numpy rasteriser), captions (varied wording, held-out paraphrases), make (parallel dataset writer), cli.
 """
 
-from .palette import COLORS, MOTIONS, SHAPES
-from .render import render
-from .scene import Background, Occluder, Scene, WorldObject, build_scene
+from tenku.world.palette import COLORS, MOTIONS, SHAPES
+from tenku.world.render import render
+from tenku.world.scene import Background, Occluder, Scene, WorldObject, build_scene
 
 # sample_scene, caption and make_dataset load on first use (see __getattr__ below).
 
@@ -23,12 +23,12 @@ __all__ = ["COLORS", "MOTIONS", "SHAPES", "Background", "Occluder", "Scene", "Wo
 def __getattr__(name):
     # Lazy: keeps `import tenku.world` light and free of import cycles.
     if name == "sample_scene":
-        from .sample import sample_scene
+        from tenku.world.sample import sample_scene
         return sample_scene
     if name == "caption":
-        from .captions import caption
+        from tenku.world.captions import caption
         return caption
     if name == "make_dataset":
-        from .make import make_dataset
+        from tenku.world.make import make_dataset
         return make_dataset
     raise AttributeError(name)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 # name -> (train words, held-out words), shared with WorldBench's caption parser.
-from ..vocab import (BACKGROUND_WORDS, BAR_WORDS, COLOR_WORDS, DIRECTION_WORDS, OCCLUDER_WORDS,  # noqa: F401
+from tenku.vocab import (BACKGROUND_WORDS, BAR_WORDS, COLOR_WORDS, DIRECTION_WORDS, OCCLUDER_WORDS,  # noqa: F401
                      SHAPE_WORDS, SIZE_WORDS, SPEED_WORDS, STILL_PHRASES)
 
 # Motion verbs (singular, plural); "rolls" only for balls.

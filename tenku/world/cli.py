@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import time
 
-from ..cli_args import run, size
-from .sample import MIXES, SPLITS
+from tenku.cli_args import run, size
+from tenku.world.sample import MIXES, SPLITS
 
 
 def cmd_make(args) -> int:
-    from .make import make_dataset
+    from tenku.world.make import make_dataset
 
     sizes = args.sizes or [(args.height, args.width)]
     frames = args.frames_choices or [args.frames]

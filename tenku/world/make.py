@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..video_io import write_video  # imported here, before workers fork, so each does not re-import torch
-from .captions import caption
-from .render import render
-from .sample import MIXES, SPLITS, sample_scene
+from tenku.data.video_io import write_video  # imported here, before workers fork, so each does not re-import torch
+from tenku.world.captions import caption
+from tenku.world.render import render
+from tenku.world.sample import MIXES, SPLITS, sample_scene
 
 CRF = 12  # low enough that flat colours survive H.264 within a few levels
 # Full-resolution colour: 4:2:0 halves the chroma of a 64x64 frame, smearing a small object's colour into its

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 # Names and RGB values shared with WorldBench live in tenku/vocab.py (re-exported here).
-from ..vocab import (BACKGROUNDS, COLORS, DIRECTION_VECTORS, DIRECTIONS, GRAVITY, MOTIONS, OCCLUDERS,  # noqa: F401
+from tenku.vocab import (BACKGROUNDS, COLORS, DIRECTION_VECTORS, DIRECTIONS, GRAVITY, MOTIONS, OCCLUDERS,  # noqa: F401
                      SHAPES, SIZES, SPEEDS)
 
 MIN_OBJECT_DISTANCE = 90.0

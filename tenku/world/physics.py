@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from . import palette
+from tenku.world import palette
 
 REST_SPEED = 0.3  # world units / s
 STATE_DECIMALS = 6  # states are rounded once, here, so manifests round-trip and re-render bit-exactly
@@ -172,7 +172,7 @@ def simulate(scene, frames: int, max_events: int = 100_000) -> list[list[dict]]:
 
 def shape_points(shape: str, n: int = 48) -> np.ndarray:
     """Points evenly covering a shape of radius 1 centred at 0, shape (P, 2): for area fractions."""
-    from .render import shape_sdf
+    from tenku.world.render import shape_sdf
 
     g = (np.arange(n) + 0.5) / n * 2 - 1
     xs, ys = np.meshgrid(g, g)

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..vocab import world_size
-from . import palette
-from .scene import Background, Occluder, Scene, WorldObject, build_scene
+from tenku.vocab import world_size
+from tenku.world import palette
+from tenku.world.scene import Background, Occluder, Scene, WorldObject, build_scene
 
 SPLITS = ("train", "id", "ood", "combo", "paraphrase")
 _STREAM = {"train": 0, "id": 1, "ood": 2, "combo": 3, "paraphrase": 1}  # paraphrase reuses the id stream

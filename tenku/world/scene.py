@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from ..vocab import AT_REST, direction_of, world_size
-from . import palette
+from tenku.vocab import AT_REST, direction_of, world_size
+from tenku.world import palette
 
 
 @dataclass
@@ -173,7 +173,7 @@ def build_scene(motion: str, objects: list[WorldObject], *, frames: int, fps: fl
     edges; bounce reflects them off all four walls; fall adds gravity, floor bounces (restitution) and side
     walls; collide reflects off walls and collides balls elastically.
     """
-    from .physics import simulate
+    from tenku.world.physics import simulate
 
     palette.check_name("motion", motion, palette.MOTIONS)
     if frames < 1 or fps <= 0:

@@ -10,9 +10,9 @@ chance (noise, frozen, shuffled and mirrored rows), frechet, report, truth (the 
 world: ground truth for the floor and the chance rows), seams, cli (`tenku worldbench score|run`).
 """
 
-from .detect import detect_frames
-from .metrics import score_clip
-from .prompt import parse_prompt
-from .spec import Spec, spec_from_scene
+from tenku.worldbench.detect import detect_frames
+from tenku.worldbench.metrics import score_clip
+from tenku.worldbench.prompt import parse_prompt
+from tenku.worldbench.spec import Spec, spec_from_scene
 
 __all__ = ["detect_frames", "score_clip", "parse_prompt", "Spec", "spec_from_scene"]

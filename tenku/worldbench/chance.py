@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from tqdm import tqdm
 
-from .colors import horizontal_sign
+from tenku.worldbench.colors import horizontal_sign
 
 NAN = float("nan")
 ROWS = ("uniform noise", "blocky noise", "frozen frame 0", "shuffled captions", "mirrored")
@@ -51,7 +51,7 @@ def chance_rows(truth: list[tuple[np.ndarray, float, object]], seed: int = 0,
                 progress: str | None = None) -> dict[str, list[dict]]:
     """Per chance row, the per-clip metrics. truth: (frames, fps, spec) of each ground-truth clip; the shuffled
     row scores clip i against the spec of clip perm(i) (`derangement`). `progress`: a progress bar's label."""
-    from .metrics import score_clip
+    from tenku.worldbench.metrics import score_clip
 
     rng = np.random.default_rng(seed)
     perm = derangement(len(truth), rng)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..cli_args import add_device
-from ..distributed import pick_device
-from .truth import MIXES, SPLITS
+from tenku.cli_args import add_device
+from tenku.train.distributed import pick_device
+from tenku.worldbench.truth import MIXES, SPLITS
 
 
 def nothing_scored(report: dict) -> int:
@@ -25,7 +25,7 @@ def nothing_scored(report: dict) -> int:
 
 
 def cmd_score(args) -> int:
-    from .report import score_manifest
+    from tenku.worldbench.report import score_manifest
 
     return nothing_scored(score_manifest(args.manifest, args.videos, args.out, floor_count=args.floor_count))
 
@@ -37,9 +37,9 @@ def run_benchmark(pipe, out_dir, split: str = "id", count: int = 8, seed: int = 
     object with `.generate(prompt, frames=, height=, width=, fps=, steps=, guidance=, seed=)` returning
     `.frames` (T, H, W, 3) uint8 and `.fps`), then score the generated videos against the scenes. `mix`: the
     world's scene mix (MIXES)."""
-    from ..data import read_records
-    from .report import score_manifest
-    from .truth import make_split, write_like_world
+    from tenku.data.clips import read_records
+    from tenku.worldbench.report import score_manifest
+    from tenku.worldbench.truth import make_split, write_like_world
 
     out_dir = Path(out_dir)
     manifest = make_split(out_dir / "world", split, count, seed, height, width, frames, fps, mix=mix,

@@ -5,7 +5,7 @@ whose default "still" threshold is WorldBench's STILL_SPEED."""
 
 from __future__ import annotations
 
-from .. import vocab
+from tenku import vocab
 
 OBJECT_COLORS: dict[str, tuple[int, int, int]] = dict(vocab.COLORS)
 OCCLUDER_COLORS: dict[str, tuple[int, int, int]] = dict(vocab.OCCLUDERS)

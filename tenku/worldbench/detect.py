@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..vocab import world_size
-from .colors import OBJECT_COLORS, OCCLUDER_COLORS, SHAPES, size_label
-from .shapes import area_of, fit_hidden, fit_shape, radius_from_area
+from tenku.vocab import world_size
+from tenku.worldbench.colors import OBJECT_COLORS, OCCLUDER_COLORS, SHAPES, size_label
+from tenku.worldbench.shapes import area_of, fit_hidden, fit_shape, radius_from_area
 
 FG_DISTANCE = 40.0  # RGB distance from every background colour above which a pixel is foreground
 MAX_RESIDUAL = 70.0  # a pixel further than this from every (background, colour) blend is unexplained

@@ -16,11 +16,11 @@ import math
 
 import numpy as np
 
-from ..vocab import direction_of
-from .colors import SPEEDS, STILL_SPEED, horizontal_sign, speed_label, speed_value
-from .detect import OCCLUDED_FIT_MIN_VISIBLE, VELOCITY_FIT_TOLERANCE, ClipDetections, Track, detect_frames
-from .objects import coherent_objects
-from .spec import Spec
+from tenku.vocab import direction_of
+from tenku.worldbench.colors import SPEEDS, STILL_SPEED, horizontal_sign, speed_label, speed_value
+from tenku.worldbench.detect import OCCLUDED_FIT_MIN_VISIBLE, VELOCITY_FIT_TOLERANCE, ClipDetections, Track, detect_frames
+from tenku.worldbench.objects import coherent_objects
+from tenku.worldbench.spec import Spec
 
 NAN = float("nan")
 LOWER_IS_BETTER = {"velocity_error", "gravity_error", "left_right_confusion", "flicker", "jerk", "no_object"}
@@ -188,7 +188,7 @@ def velocity_error(det: ClipDetections, spec: Spec) -> float:
                     s = spec.states[j][k]
                     errs.append(float(np.hypot(v[i, 0] - s["vx"], v[i, 1] - s["vy"])))
         elif spec.motion in ("uniform", "occlude", "pan", "still") and o.direction:
-            from .colors import DIRECTION_VECTORS
+            from tenku.worldbench.colors import DIRECTION_VECTORS
 
             ok = np.isfinite(v[:, 0])
             if not ok.any():
@@ -359,7 +359,7 @@ def subject_consistency(det: ClipDetections) -> float:
 
 def background_consistency(frames: np.ndarray, det: ClipDetections) -> float:
     """1 - mean per-frame distance (RGB / 255, capped at 1) between each frame's border mode and the clip's."""
-    from .detect import estimate_background
+    from tenku.worldbench.detect import estimate_background
 
     ref = np.asarray(det.background[0])
     d = [np.linalg.norm(estimate_background(f[None])[0] - ref) / 255 for f in frames]
@@ -411,7 +411,7 @@ def dynamic_degree(frames: np.ndarray, det: ClipDetections) -> float:
 def clip_features(det: ClipDetections) -> np.ndarray:
     """A scene-state feature vector for the Frechet distance: count, mean radius, speed, |vx|, |vy|, mean x, y,
     vertical acceleration, seen fraction, colour histogram, shape histogram."""
-    from .colors import OBJECT_COLORS, SHAPES
+    from tenku.worldbench.colors import OBJECT_COLORS, SHAPES
 
     objs = det.objects()
     radii, speeds, vxs, vys, xs, ys, accs, seen = [], [], [], [], [], [], [], []

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .detect import ClipDetections, Track
+from tenku.worldbench.detect import ClipDetections, Track
 
 PRESENT_SHARE = 0.5  # of the clip's frames a track must be seen in
 MAX_SIZE_RATIO = 2.0  # 90th / 10th percentile of its area (a radius that varies by more than ~1.4x is not one object)

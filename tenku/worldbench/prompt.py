@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 
-from .. import vocab as W
-from .colors import GRAVITY
-from .spec import ObjectSpec, Spec
+from tenku import vocab as W
+from tenku.worldbench.colors import GRAVITY
+from tenku.worldbench.spec import ObjectSpec, Spec
 
 
 def _table(words: dict) -> list[tuple[tuple[str, ...], str]]:

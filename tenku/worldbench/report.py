@@ -12,13 +12,13 @@ import numpy as np
 
 from tqdm import tqdm
 
-from ..data import read_records
-from ..video_io import read_video, write_image
-from .chance import chance_rows, shuffled_expected
-from .metrics import LOWER_IS_BETTER, score_clip
-from .prompt import parse_prompt
-from .spec import spec_from_scene
-from .truth import render_truth
+from tenku.data.clips import read_records
+from tenku.data.video_io import read_video, write_image
+from tenku.worldbench.chance import chance_rows, shuffled_expected
+from tenku.worldbench.metrics import LOWER_IS_BETTER, score_clip
+from tenku.worldbench.prompt import parse_prompt
+from tenku.worldbench.spec import spec_from_scene
+from tenku.worldbench.truth import render_truth
 
 SHEET_FRAMES = 6  # frames per contact-sheet row
 
@@ -89,7 +89,7 @@ def chance_summary(truth, progress: str | None = None) -> dict:
 
 
 def frechet(feats, real_feats) -> float:
-    from .frechet import frechet_distance
+    from tenku.worldbench.frechet import frechet_distance
 
     if len(feats) < 2 or len(real_feats) < 2:
         return float("nan")

@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from .detect import VELOCITY_FIT_TOLERANCE, ClipDetections, Detection, detect_frames
+from tenku.worldbench.detect import VELOCITY_FIT_TOLERANCE, ClipDetections, Detection, detect_frames
 
 SEAM_WINDOW = 8  # frames on each side of a seam used for detection, typical steps and velocity fits
 CORE_FRACTION = 0.7  # object colour = mean RGB of its pixels within this fraction of its radius (no edge blends)

