@@ -75,8 +75,16 @@ def init_dit(cfg: TrainConfig, mcfg: ModelConfig) -> DiT:
     """A DiT from the global RNG as it stands, with init_from's weights if given."""
     dit = DiT(mcfg.dit)
     if cfg.init_from:
-        load_state(dit, Path(cfg.init_from) / "dit.safetensors")
+        repatch = tuple(load_model_config(cfg.init_from).dit.patch_size) != tuple(mcfg.dit.patch_size)
+        load_state(dit, Path(cfg.init_from) / "dit.safetensors", adapt=fresh_patch_layers if repatch else None)
     return dit
+
+
+def fresh_patch_layers(state: dict[str, torch.Tensor], own: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """init_from's DiT for one with another patch size (model_overrides {dit: {patch_size: ...}}): the blocks,
+    text and time layers as trained; the patch embedding and the head, whose shapes follow the patch, as the new
+    model initialised them (the head at zero, so the model starts from the blocks' features, not from noise)."""
+    return {k: v if v.shape == own[k].shape else own[k] for k, v in state.items()}
 
 
 class Task:
