@@ -4,13 +4,15 @@ request passes before anything is allocated (so `--height 100000` is refused in 
 
 The estimate is an upper bound for one clip, float32, summed over what is alive at the peak:
   1. the DiT on 2 x N tokens (classifier-free guidance batches the conditional and unconditional pass):
-     a block's activations, N x (6 dim + ffn_dim), plus the attention scores 2 x heads x N^2, counted as if
-     materialised (fused kernels avoid them; the fallback kernels do not);
+     a block's activations, N x (6 dim + ffn_dim), plus the cross-attention scores 2 x heads x N x L (L the
+     text length; its padding mask keeps it off the fused kernels). Self-attention has no mask, so
+     PyTorch's fused kernels run it on CPUs and GPUs alike without materialising N^2 scores (measured on
+     this CPU: 8,192 tokens x 4 heads grow the peak by 11 MB, not the 1 GB the scores would take);
   2. the VAE decoder on one chunk of 4 frames, every resolution level (12 live tensors per level);
   3. the output video as float and as uint8, and the given frames (image, extend, ...) likewise;
   4. a fixed 256 MB for the text encoder, the allocator's slack and first-call workspaces.
-Measured with world-xs on a CPU (peak RSS growth): 17x64x64 86 MB (estimate 279), 17x256x256 401 (682),
-5x512x512 1059 (1786), 1x1024x1024 2056 (6239).
+Measured with world-xs on a CPU (peak RSS growth): 17x64x64 86 MB (estimate 279), 17x256x256 401 (634),
+5x512x512 1059 (1661), 1x1024x1024 2056 (5733).
 The budget is 80% of the machine's memory (of the GPU's on CUDA); TENKU_MAX_MEMORY_GB overrides it.
 """
 
@@ -36,7 +38,7 @@ def estimate_bytes(cfg: ModelConfig, frames: int, height: int, width: int, given
     pt, ph, pw = d.patch_size
     tokens = -(-latent_frames // pt) * -(-(height // s) // ph) * -(-(width // s) // pw)
     # 1. DiT.
-    dit = 2 * tokens * (6 * d.dim + d.ffn_dim) * _F32 + 2 * d.num_heads * tokens * tokens * _F32
+    dit = 2 * tokens * (6 * d.dim + d.ffn_dim) * _F32 + 2 * d.num_heads * tokens * cfg.text_max_length * _F32
     # 2. VAE decoder, one 4-frame chunk: level i has H / 2^i x W / 2^i pixels and base x mult[i] channels.
     vae = sum(12 * 4 * (height >> i) * (width >> i) * v.base_channels * m * _F32 for i, m in enumerate(v.channel_mult))
     # 3. Output and given frames: (3, T, H, W) float + (T, H, W, 3) uint8 each.
