@@ -10,6 +10,13 @@ continues each curve from its last checkpoint, up to a larger --minutes.
     nice .venv/bin/python bench/motion_curve.py --recipes recipes/world-xs-dit.yaml recipes/world-xs-dit-i2v.yaml \
         --mix uniform --minutes 60 --eval-every 500 --out runs/curve
 
+Starting points: `--init DIR` starts every recipe from a model directory (its init_from) and `--vae DIR` caches
+the latents with that directory's VAE (its own cache folder); `--tag` keeps such runs apart from the others, e.g.
+the local-time VAE of issue 15 with the shipped DiT's blocks:
+
+    bench/motion_curve.py --recipes recipes/world-xs-dit-i2v-ft-shift.yaml --vae runs/vaelocal/world-xs-local \
+        --init runs/vaelocal/world-xs-local --tag localvae --minutes 45 --eval-every 300 --eval-count 32
+
 Data: `--clips` training clips of the scene mix `--mix` (tenku.world.sample.MIXES; `uniform`: one object in
 uniform motion on a plain background), 64x64, a quarter single frames and the rest 17 frames, seed 0; WorldBench clips from the `id` split of the
 same mix. Chance levels for each metric are WorldBench's own chance rows (see its report).
