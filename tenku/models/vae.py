@@ -229,7 +229,7 @@ def fold_time_taps(state: dict[str, torch.Tensor], like: dict[str, torch.Tensor]
     model's state dict (shapes); every other tensor is copied as is."""
     out = {}
     for name, w in state.items():
-        want = like[name].shape
+        want = like[name].shape if name in like else w.shape  # an unknown key is left to load_state to name
         if w.shape != want and w.dim() == 5 and w.shape[:2] + w.shape[3:] == want[:2] + want[3:] and want[2] < w.shape[2]:
             k = want[2]
             w = torch.cat([w[:, :, : w.shape[2] - k + 1].sum(2, keepdim=True), w[:, :, w.shape[2] - k + 1:]], dim=2)

@@ -347,9 +347,14 @@ def flags(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _item(text: str) -> Any:
-    """One item of a list flag: "64x80" -> [64, 80], else its YAML value ("9" -> 9)."""
+    """One item of a list flag: "64x80" -> [64, 80] (cli_args.size), else its YAML value ("9" -> 9)."""
+    from tenku.cli_args import size
+
     if re.fullmatch(r"\s*\d+\s*x\s*\d+\s*", text.lower()):
-        return [int(v) for v in text.lower().split("x")]
+        try:
+            return list(size(text))
+        except argparse.ArgumentTypeError as e:  # "0x5": the size's own message, as a bad flag value
+            raise ValueError(str(e)) from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:

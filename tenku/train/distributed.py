@@ -146,9 +146,9 @@ def wrap(model: nn.Module, info: DistInfo, strategy: str, bf16: bool = False) ->
     raise ValueError(f"strategy must be 'ddp' or 'fsdp', got {strategy!r}")
 
 
-def full_state_dict(model: nn.Module, info: DistInfo, sharded: bool) -> dict[str, torch.Tensor]:
+def full_state_dict(model: nn.Module, info: DistInfo) -> dict[str, torch.Tensor]:
     """Unsharded CPU state dict (a collective under FSDP: every rank must call; rank 0 gets the tensors)."""
-    if not sharded:
+    if not info.sharded:
         return {k: v.detach().cpu() for k, v in model.state_dict().items()}
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 

@@ -84,7 +84,10 @@ def fresh_patch_layers(state: dict[str, torch.Tensor], own: dict[str, torch.Tens
     """init_from's DiT for one with another patch size (model_overrides {dit: {patch_size: ...}}): the blocks,
     text and time layers as trained; the patch embedding and the head, whose shapes follow the patch, as the new
     model initialised them (the head at zero, so the model starts from the blocks' features, not from noise)."""
-    return {k: v if v.shape == own[k].shape else own[k] for k, v in state.items()}
+    return {k: own[k] if k in PATCH_LAYERS and k in own and v.shape != own[k].shape else v for k, v in state.items()}
+
+
+PATCH_LAYERS = ("patch_embedding.weight", "head.head.weight", "head.head.bias")  # shapes follow the patch size
 
 
 class Task:
@@ -165,7 +168,7 @@ class Task:
 
     def weights(self) -> dict[str, torch.Tensor]:
         """The averaged weights, unsharded on the CPU (a collective under FSDP: every rank calls)."""
-        return distributed.full_state_dict(self.averaged, self.ctx.info, self.ctx.info.sharded)
+        return distributed.full_state_dict(self.averaged, self.ctx.info)
 
     def kept_rng(self):
         """Evaluation inside this leaves every RNG as it was: the training run repeats with or without it."""

@@ -346,3 +346,22 @@ def test_world_clips_to_vae_cache_dit_and_generate(tmp_path, monkeypatch):
     assert (tmp_path / "out.mp4").stat().st_size > 0
     # a DiT whose text width does not match the cache is refused with a clear message
     assert main(["train", "dit", "--data", "cache", "--out", "bad", "--set", "model.dit.text_dim=32"]) == 2
+
+
+def test_init_from_into_another_patch_size_keeps_the_blocks_and_refreshes_only_patch_layers():
+    import dataclasses
+
+    from tenku.config import preset
+    from tenku.models.dit import DiT
+    from tenku.train.task import PATCH_LAYERS, fresh_patch_layers
+
+    cfg = preset("tiny").dit
+    old, new = DiT(cfg), DiT(dataclasses.replace(cfg, patch_size=(1, 1, 1)))
+    state = fresh_patch_layers(old.state_dict(), new.state_dict())
+    new.load_state_dict(state)
+    for k, v in new.state_dict().items():
+        assert torch.equal(v, (new if k in PATCH_LAYERS else old).state_dict()[k])
+    # Any other mismatch (another width) is not papered over: load_state's shape check still sees it.
+    wider = DiT(dataclasses.replace(cfg, dim=2 * cfg.dim, ffn_dim=2 * cfg.ffn_dim))
+    kept = fresh_patch_layers(old.state_dict(), wider.state_dict())
+    assert kept["blocks.0.ffn.0.weight"].shape == old.state_dict()["blocks.0.ffn.0.weight"].shape

@@ -106,6 +106,8 @@ def test_command_line_flags_come_from_the_fields_and_read_like_set():
     # Lists are space-separated, as in `tenku world make --sizes 64x64 48x80` and `tenku cache --frames 1 17`.
     listed = resolve("tiny-test", task="vae", **flags(p.parse_args(["--sizes", "64x64", "48x80", "--frames", "1", "17"])))
     assert listed.sizes == [[64, 64], [48, 80]] and listed.frames == [1, 17]
+    with pytest.raises(ValueError, match="size '0x5': height and width must be positive"):  # as cli_args.size says
+        flags(p.parse_args(["--sizes", "0x5"]))
 
 
 def test_bad_flag_through_the_command_exits_2_with_the_message(tmp_path, capsys):
