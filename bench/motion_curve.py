@@ -17,6 +17,9 @@ the local-time VAE of issue 15 with the shipped DiT's blocks:
     bench/motion_curve.py --recipes recipes/world-xs-dit-i2v-ft-shift.yaml --vae runs/vaelocal/world-xs-local \
         --init runs/vaelocal/world-xs-local --tag localvae --minutes 45 --eval-every 300 --eval-count 32
 
+`--animate` adds WorldBench's animate track to every pass (each scene's true first frame given): direction there
+is the motion alone, apart from whether the text-to-image stage drew the object at all.
+
 Data: `--clips` training clips of the scene mix `--mix` (tenku.world.sample.MIXES; `uniform`: one object in
 uniform motion on a plain background), 64x64, a quarter single frames and the rest 17 frames, seed 0; WorldBench clips from the `id` split of the
 same mix. Chance levels for each metric are WorldBench's own chance rows (see its report).
@@ -33,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_VAE = ROOT / "tenku" / "assets" / "world-xs"
 SHOWN = ["color_accuracy", "shape_accuracy", "direction_accuracy", "left_right_confusion", "no_object"]
+SHOWN_FIRST = ["direction_accuracy", "speed_accuracy", "no_object"]  # --animate: the true first frame given
 
 
 def tenku(*args: str) -> None:
@@ -56,7 +60,8 @@ def cached_latents(out: Path, mix: str, clips: int, vae: str) -> Path:
 def train(recipe: str, run: Path, cache: Path, args) -> None:
     sets = [f"max_train_minutes={args.minutes}", f"worldbench_every={args.eval_every}", f"worldbench_mix={args.mix}",
             f"worldbench_count={args.eval_count}", f"worldbench_steps={args.eval_steps}", "checkpoint_every=100",
-            "steps=1000000", "progress=false"] + ([f"init_from={args.init}"] if args.init else [])
+            "steps=1000000", "progress=false", f"worldbench_animate={str(args.animate).lower()}"]
+    sets += [f"init_from={args.init}"] if args.init else []
     cmd = ["train", "dit", "--config", recipe, "--data", str(cache), "--vae", args.vae, "--out", str(run)]
     cmd += [x for s in sets for x in ("--set", s)]
     if (run / "config.json").is_file():
@@ -81,11 +86,14 @@ def curve(run: Path) -> list[dict]:
 
 
 def table(curves: dict[str, list[dict]]) -> str:
-    head = "| recipe | step | train min | loss | " + " | ".join(k.replace("_", " ") for k in SHOWN) + " |"
-    lines = [head, "|" + "---|" * (4 + len(SHOWN))]
+    shown = [f"wb/{k}" for k in SHOWN]
+    if any(k.startswith("wb_first/") for rows in curves.values() for r in rows for k in r):
+        shown += [f"wb_first/{k}" for k in SHOWN_FIRST]
+    names = [k.split("/")[1].replace("_", " ") + (" (first given)" if k.startswith("wb_first") else "") for k in shown]
+    lines = ["| recipe | step | train min | loss | " + " | ".join(names) + " |", "|" + "---|" * (4 + len(shown))]
     for name, rows in curves.items():
         for r in rows:
-            cells = [f"{r[f'wb/{k}']:.3f}" if f"wb/{k}" in r else "-" for k in SHOWN]
+            cells = [f"{r[k]:.3f}" if k in r else "-" for k in shown]
             lines.append(f"| {name} | {r['step']} | {r['train_seconds'] / 60:.1f} | {r['loss']:.4f} | "
                          + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -103,6 +111,8 @@ def main(argv=None) -> None:
     p.add_argument("--eval-every", type=int, default=500, help="steps between WorldBench passes")
     p.add_argument("--eval-count", type=int, default=16, help="WorldBench clips per pass")
     p.add_argument("--eval-steps", type=int, default=10, help="sampler steps per WorldBench clip")
+    p.add_argument("--animate", action="store_true", help="each pass also animates the scenes' true first frames"
+                   " (worldbench_animate): direction with the layout given, i.e. the motion alone")
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "curve")
     p.add_argument("--cache-only", action="store_true", help="make the data and latent cache, train nothing (then"
                    " run one process per recipe, e.g. OMP_NUM_THREADS=1 each, to train them side by side)")

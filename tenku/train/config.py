@@ -88,6 +88,7 @@ class TrainConfig:
     worldbench_steps: int = 10  # sampler steps per clip
     worldbench_split: str = "id"  # world split of the pass (tenku.worldbench.truth.SPLITS)
     worldbench_mix: str = "full"  # scene mix of the pass (tenku.world.sample.MIXES)
+    worldbench_animate: bool = False  # also animate each scene's true first frame, logged as wb_first/* (motion alone)
     progress: bool = True  # tqdm bar on rank 0
 
     # 4. Data (VAE training and DiT-from-video).

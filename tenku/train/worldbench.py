@@ -4,7 +4,9 @@ Every `worldbench_every` steps the in-memory EMA DiT generates `worldbench_count
 (`worldbench_split`, scene mix `worldbench_mix`) with `worldbench_steps` sampler steps, WorldBench scores them,
 and every metric's mean goes to TensorBoard and metrics.jsonl as `wb/<metric>`, beside `train_seconds` (time
 spent in training steps alone), so a long run shows its learning curve against CPU time as it runs.
-The clips and the report are kept in RUN/worldbench/step_N/. Rank 0 only.
+With `worldbench_animate` the same clips are also generated from each scene's true first frame (`wb_first/*`):
+the layout is then given, so direction there measures the motion apart from where the text put the objects.
+The clips and the report are kept in RUN/worldbench/step_N/ (and step_N-first/). Rank 0 only.
 """
 
 from __future__ import annotations
@@ -47,8 +49,13 @@ class WorldBenchPass:
             warnings.warn(f"WorldBench pass disabled: cannot build the pipeline ({e})", stacklevel=2)
             self.disabled = True
             return {}
-        report = run_benchmark(pipe, self.run / "worldbench" / f"step_{step:08d}", split=cfg.worldbench_split,
-                               count=cfg.worldbench_count, seed=0, frames=d.frames, height=d.height, width=d.width,
-                               fps=d.fps, steps=cfg.worldbench_steps, quiet=True, mix=cfg.worldbench_mix)
-        return {f"wb/{k}": float(v["mean"]) for k, v in report["summary"].items()
-                if isinstance(v, dict) and isinstance(v.get("mean"), (int, float))}
+        tracks = {"wb": ("none", "")} | ({"wb_first": ("first", "-first")} if cfg.worldbench_animate else {})
+        out = {}
+        for prefix, (given, suffix) in tracks.items():
+            report = run_benchmark(pipe, self.run / "worldbench" / f"step_{step:08d}{suffix}",
+                                   split=cfg.worldbench_split, count=cfg.worldbench_count, seed=0, frames=d.frames,
+                                   height=d.height, width=d.width, fps=d.fps, steps=cfg.worldbench_steps, quiet=True,
+                                   mix=cfg.worldbench_mix, given=given)
+            out |= {f"{prefix}/{k}": float(v["mean"]) for k, v in report["summary"].items()
+                    if isinstance(v, dict) and isinstance(v.get("mean"), (int, float))}
+        return out

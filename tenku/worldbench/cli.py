@@ -12,6 +12,8 @@ from tenku.cli_args import add_device
 from tenku.train.distributed import pick_device
 from tenku.worldbench.truth import MIXES, SPLITS
 
+GIVEN = ("none", "first")  # what of the true scene the model is given: nothing (text-to-video), its first frame
+
 
 def nothing_scored(report: dict) -> int:
     """Exit status 2 with a message naming the first failures when not one clip could be scored (typically a
@@ -32,22 +34,27 @@ def cmd_score(args) -> int:
 
 def run_benchmark(pipe, out_dir, split: str = "id", count: int = 8, seed: int = 0, frames: int = 17,
                   height: int = 64, width: int = 64, fps: float = 8.0, steps=None, guidance=None,
-                  quiet: bool = False, floor_count: int = 8, mix: str = "full") -> dict:
+                  quiet: bool = False, floor_count: int = 8, mix: str = "full", given: str = "none") -> dict:
     """Make the world split's manifest (and its ground-truth videos), generate each caption with `pipe` (any
     object with `.generate(prompt, frames=, height=, width=, fps=, steps=, guidance=, seed=)` returning
     `.frames` (T, H, W, 3) uint8 and `.fps`), then score the generated videos against the scenes. `mix`: the
-    world's scene mix (MIXES)."""
+    world's scene mix (MIXES). `given="first"` animates each scene's true first frame (`image=`): the scene's
+    layout is then given, so the scores measure motion alone, apart from where the text put the objects."""
     from tenku.data.clips import read_records
+    from tenku.data.video_io import read_video
     from tenku.worldbench.report import score_manifest
     from tenku.worldbench.truth import make_split, write_like_world
 
+    if given not in GIVEN:
+        raise ValueError(f"given must be one of {GIVEN}, got {given!r}")
     out_dir = Path(out_dir)
     manifest = make_split(out_dir / "world", split, count, seed, height, width, frames, fps, mix=mix,
                           progress=not quiet)
     entries = read_records(manifest)
     for i, e in enumerate(tqdm(entries, desc="generate", unit="clip", disable=quiet)):
+        extra = {"image": read_video(out_dir / "world" / e["video"], max_frames=1)[0]} if given == "first" else {}
         video = pipe.generate(e["caption"], frames=frames, height=height, width=width, fps=fps, steps=steps,
-                              guidance=guidance, seed=seed + i)
+                              guidance=guidance, seed=seed + i, **extra)
         # Written like the world's own clips (full-resolution colour), so the printed floor applies to them.
         write_like_world(out_dir / "generated" / e["video"], video.frames, video.fps)
     return score_manifest(manifest, out_dir / "generated", out_dir, floor_count=floor_count,
@@ -60,7 +67,7 @@ def cmd_run(args) -> int:
     pipe = tenku.load_pipeline(args.model, pick_device(args.device))
     report = run_benchmark(pipe, args.out, args.split, args.count, args.seed, args.frames, args.height,
                            args.width, args.fps, args.steps, args.guidance, floor_count=args.floor_count,
-                           mix=args.mix)
+                           mix=args.mix, given=args.given)
     return nothing_scored(report)
 
 
@@ -89,6 +96,8 @@ def register_cli(subparsers) -> None:
     r.add_argument("--fps", type=float, default=8.0, help="frames per second")
     r.add_argument("--steps", type=int, help="sampler steps (default: the model's)")
     r.add_argument("--guidance", type=float, help="guidance scale (default: the model's)")
+    r.add_argument("--given", default="none", choices=GIVEN,
+                   help="first: animate each scene's true first frame (motion alone, the layout given)")
     r.add_argument("--out", default="worldbench", help="output folder")
     r.add_argument("--floor-count", type=int, default=8,
                    help="unused by run: the floor and chance rows are measured on every ground-truth clip")

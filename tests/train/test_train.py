@@ -241,8 +241,10 @@ def test_time_budget_stops_with_a_checkpoint_and_the_clock_resumes(tmp_path):
 
 
 def test_worldbench_pass_logs_scores_during_dit_training(tmp_path):
+    # worldbench_animate adds the track that animates each scene's true first frame, under its own prefix.
     cfg = resolve("tiny-test", sets=["steps=2", "worldbench_every=2", "worldbench_count=2", "worldbench_steps=1",
-                                     "worldbench_mix=uniform"], task="dit", out=str(tmp_path))
+                                     "worldbench_mix=uniform", "worldbench_animate=true"], task="dit",
+                  out=str(tmp_path))
     with pytest.warns(UserWarning):
         train(cfg, dataset=FixedLatents(), collate=collate_latents)
     lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -250,6 +252,8 @@ def test_worldbench_pass_logs_scores_during_dit_training(tmp_path):
     assert len(wb) == 1 and wb[0]["step"] == 2 and wb[0]["train_seconds"] > 0
     assert 0.0 <= wb[0]["wb/color_accuracy"] <= 1.0
     assert len(list((tmp_path / "worldbench" / "step_00000002" / "generated").rglob("*.mp4"))) == 2
+    assert 0.0 <= wb[0]["wb_first/direction_accuracy"] <= 1.0 and "wb_first/color_accuracy" in wb[0]
+    assert len(list((tmp_path / "worldbench" / "step_00000002-first" / "generated").rglob("*.mp4"))) == 2
 
 
 def test_same_seed_same_losses_another_seed_others(tmp_path):

@@ -284,3 +284,26 @@ def test_object_never_whole_behind_a_bar_keeps_its_speed_and_shape():
     assert abs(v[0] + 2.8) < 0.15 and abs(v[1]) < 0.05, v
     m = score_clip(render(s), s.fps, spec_from_scene(s.to_dict()))[0]
     assert m["shape_accuracy"] == 1.0 and m["count_accuracy"] == 1.0
+
+
+def test_run_given_first_passes_the_true_first_frame(tmp_path):
+    """`given="first"` hands each scene's own first frame to the model (the animate track), and an unknown
+    `given` is refused before anything is generated."""
+    from tenku.worldbench.cli import run_benchmark
+
+    class Still:  # repeats the frame it is given: no motion, so direction cannot be right
+        def __init__(self):
+            self.images = []
+
+        def generate(self, prompt, frames, height, width, fps, steps, guidance, seed, image=None):
+            self.images.append(image)
+            return type("V", (), {"frames": np.repeat(image[:1], frames, 0), "fps": fps})()
+
+    pipe = Still()
+    report = run_benchmark(pipe, tmp_path, "id", count=2, seed=0, quiet=True, given="first")
+    truth, _ = read_video(tmp_path / "world" / report["clips"][0]["video"], max_frames=1)
+    assert len(pipe.images) == 2 and pipe.images[0].shape == (1, 64, 64, 3)
+    assert np.array_equal(pipe.images[0], truth)
+    assert report["summary"]["direction_accuracy"]["mean"] < report["floor"]["direction_accuracy"]["mean"]
+    with pytest.raises(ValueError, match="given must be one of"):
+        run_benchmark(pipe, tmp_path / "x", "id", count=1, given="last")
