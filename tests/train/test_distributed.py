@@ -20,10 +20,10 @@ def test_the_record_is_what_checkpoints_take(tmp_path):
     model = torch.nn.Linear(3, 2)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     gens = {"noise": torch.Generator().manual_seed(1)}
-    path = save_checkpoint(tmp_path, 4, {"model": model}, {"model": opt}, gens, {"k": 1}, ranks=DistInfo())
+    path = save_checkpoint(tmp_path, 4, {"model": model}, {"model": opt}, gens, {"k": 1}, info=DistInfo())
     other = torch.nn.Linear(3, 2)
     out = load_checkpoint(path, {"model": other}, {"model": torch.optim.SGD(other.parameters(), lr=0.1)},
-                          {"noise": torch.Generator()}, ranks=DistInfo())
+                          {"noise": torch.Generator()}, info=DistInfo())
     assert out["step"] == 4 and torch.equal(other.weight, model.weight)
 
 

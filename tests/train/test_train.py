@@ -310,7 +310,8 @@ def test_two_processes_ddp_and_fsdp_agree(tmp_path):
     assert json.loads((tmp_path / "ddp" / "weights_checksum.json").read_text())["world_size"] == 2
     fsdp = _torchrun(script, tmp_path / "fsdp", 0, 0, "steps=8", "checkpoint_every=4", "strategy=fsdp")
     assert fsdp.returncode == 0, fsdp.stderr[-3000:]
-    assert (tmp_path / "fsdp" / "checkpoints" / "step_00000004" / "dcp").is_dir()
+    dcp = tmp_path / "fsdp" / "checkpoints" / "step_00000004" / "dcp"
+    assert sorted(p.suffix for p in dcp.iterdir()) == [".safetensors", ".safetensors"]  # a shard per rank, no pickle
     from safetensors.torch import load_file
 
     a = load_file(tmp_path / "ddp" / "model" / "dit.safetensors")
