@@ -17,6 +17,10 @@ the local-time VAE of issue 15 with the shipped DiT's blocks:
     bench/motion_curve.py --recipes recipes/world-xs-dit-i2v-ft-shift.yaml --vae runs/vaelocal/world-xs-local \
         --init runs/vaelocal/world-xs-local --tag localvae --minutes 45 --eval-every 300 --eval-count 32
 
+An anneal (`recipes/world-xs-dit-i2v-ft-shift-anneal.yaml`: cosine decay, slower EMA) forks a constant-LR
+run: copy its folder to the anneal recipe's run folder, then run the anneal recipe with `--steps` at the step
+the decay should end (the schedule is a function of the step, so it starts part-way down the cosine).
+
 `--animate` adds WorldBench's animate track to every pass (each scene's true first frame given): direction there
 is the motion alone, apart from whether the text-to-image stage drew the object at all.
 
@@ -60,7 +64,7 @@ def cached_latents(out: Path, mix: str, clips: int, vae: str) -> Path:
 def train(recipe: str, run: Path, cache: Path, args) -> None:
     sets = [f"max_train_minutes={args.minutes}", f"worldbench_every={args.eval_every}", f"worldbench_mix={args.mix}",
             f"worldbench_count={args.eval_count}", f"worldbench_steps={args.eval_steps}", "checkpoint_every=100",
-            "steps=1000000", "progress=false", f"worldbench_animate={str(args.animate).lower()}"]
+            f"steps={args.steps}", "progress=false", f"worldbench_animate={str(args.animate).lower()}"]
     sets += [f"init_from={args.init}"] if args.init else []
     cmd = ["train", "dit", "--config", recipe, "--data", str(cache), "--vae", args.vae, "--out", str(run)]
     cmd += [x for s in sets for x in ("--set", s)]
@@ -108,6 +112,8 @@ def main(argv=None) -> None:
     p.add_argument("--init", help="model directory every recipe starts from (its init_from; e.g. the --vae folder)")
     p.add_argument("--tag", help="suffix of the run folders, to keep curves of one recipe under other settings apart")
     p.add_argument("--minutes", type=float, default=60, help="training minutes per recipe")
+    p.add_argument("--steps", type=int, default=1_000_000, help="the runs' `steps` (a time-budget run never reaches"
+                   " the default; a cosine recipe decays over it, so give the step its decay should end at)")
     p.add_argument("--eval-every", type=int, default=500, help="steps between WorldBench passes")
     p.add_argument("--eval-count", type=int, default=16, help="WorldBench clips per pass")
     p.add_argument("--eval-steps", type=int, default=10, help="sampler steps per WorldBench clip")
