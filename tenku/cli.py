@@ -7,6 +7,8 @@ import importlib
 import sys
 from pathlib import Path
 
+from tenku.cli_args import add_device, run
+
 # Feature modules that add sub-commands.
 FEATURES = ["tenku.world.cli", "tenku.worldbench.cli", "tenku.data.cache", "tenku.train.loop", "tenku.serve.cli", "tenku.models.convert"]
 
@@ -14,11 +16,12 @@ FEATURES = ["tenku.world.cli", "tenku.worldbench.cli", "tenku.data.cache", "tenk
 def cmd_generate(args) -> int:
     from tqdm import tqdm
 
+    from tenku.data.video_io import check_writable
     from tenku.pipeline import load_pipeline
     from tenku.request import GenerateRequest
-    from tenku.data.video_io import check_writable
+    from tenku.train.distributed import pick_device
 
-    pipe = load_pipeline(args.model)
+    pipe = load_pipeline(args.model, pick_device(args.device))
     if args.lora:
         pipe.apply_lora(args.lora, args.lora_scale)
     # 1. The flags as one request, checked before any work (None = the model's default; 0, NaN and negatives
@@ -89,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--sampler", choices=SAMPLERS, help="ODE solver")
     g.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same video")
     g.add_argument("--model", help="model directory (default: the model shipped with Tenku)")
+    add_device(g, "the model")
     g.add_argument("--lora", metavar="DIR", help="LoRA adapter folder (from `tenku train dit --set lora_rank=R`)")
     g.add_argument("--lora-scale", type=float, default=1.0, help="how much of the adapter's change to apply")
     c = g.add_argument_group("conditioning (given frames are kept exactly)")
@@ -121,12 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args) or 0
-    except (ValueError, FileNotFoundError) as e:
-        print(f"tenku: error: {e}", file=sys.stderr)
-        return 2
+    return run(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ def size(text: str) -> tuple[int, int]:
 
 def add_device(parser: argparse.ArgumentParser, what: str = "the models") -> None:
     parser.add_argument("--device", default="auto", choices=DEVICES,
-                        help=f"where {what} run: auto (CUDA when there is one), cpu or cuda")
+                        help=f"device for {what}: auto (CUDA when there is one), cpu or cuda")
 
 
 def run(args: argparse.Namespace, prog: str = "tenku") -> int:

@@ -7,6 +7,7 @@ import struct
 import zlib
 
 import pytest
+import torch
 
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
@@ -151,6 +152,43 @@ def test_a_missing_model_or_adapter_is_one_line_and_exit_2(tmp_path, capsys, fla
     assert main([flag, str(tmp_path / "nothing"), "--data-dir", str(tmp_path / "d")]) == 2
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("case", ["missing model", "truncated weights", "missing adapter", "empty adapter folder",
+                                  "bad lora scale", "cuda without CUDA"])
+def test_a_bad_model_is_refused_by_every_entry_point_with_the_cli_line(tmp_path, capsys, case):
+    """`tenku generate`, `tenku serve` and `python -m tenku.serve` refuse the same --model/--lora with the same
+    one line (after their own `PROG: error: `), exit 2, no traceback."""
+    from tenku.cli import main as tenku
+    from tenku.pipeline import init_model
+    from tenku.serve.cli import main as serve
+
+    if case == "cuda without CUDA" and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    model = init_model(tmp_path / "m")
+    (tmp_path / "broken").mkdir()
+    for f in ("config.json", "vae.safetensors"):
+        (tmp_path / "broken" / f).write_bytes((model / f).read_bytes())
+    (tmp_path / "broken" / "dit.safetensors").write_bytes((model / "dit.safetensors").read_bytes()[:100])
+    (tmp_path / "adapter").mkdir()
+    flags = {"missing model": ["--model", str(tmp_path / "nothing")],
+             "truncated weights": ["--model", str(tmp_path / "broken")],
+             "missing adapter": ["--model", str(model), "--lora", str(tmp_path / "nothing")],
+             "empty adapter folder": ["--model", str(model), "--lora", str(tmp_path / "adapter")],
+             "bad lora scale": ["--model", str(model), "--lora", str(tmp_path / "adapter"), "--lora-scale", "9"],
+             "cuda without CUDA": ["--model", str(model), "--device", "cuda"]}[case]
+
+    def refusal(prog: str) -> str:
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and err.startswith(f"{prog}: error: ")
+        return err.strip().removeprefix(f"{prog}: error: ")
+
+    assert tenku(["generate", "a red ball", *flags, "-o", str(tmp_path / "o.mp4"), "-q"]) == 2
+    cli = refusal("tenku")
+    assert tenku(["serve", *flags, "--data-dir", str(tmp_path / "d1")]) == 2
+    assert refusal("tenku") == cli
+    assert serve([*flags, "--data-dir", str(tmp_path / "d2")]) == 2
+    assert refusal("python -m tenku.serve") == cli
 
 
 @pytest.mark.parametrize("field", ["frames", "height", "width"])

@@ -75,8 +75,8 @@ def api_video(client, tmp_path, form):
 ])
 def test_api_makes_the_cli_video(client, model_dir, tmp_path, written, prompt, form, frames):
     args = [f"--{k}={v}" for k, v in form.items()]
-    assert main(["generate", prompt, "--model", str(model_dir), "--steps", "2", "--seed", "3", *args,
-                 "-o", str(tmp_path / "cli.mp4"), "-q"]) == 0
+    assert main(["generate", prompt, "--model", str(model_dir), "--device", "cpu", "--steps", "2", "--seed", "3",
+                 *args, "-o", str(tmp_path / "cli.mp4"), "-q"]) == 0
     job, api_mp4 = api_video(client, tmp_path, {"prompt": prompt, "steps": 2, "seed": 3, **form})
     cli, api = (np.concatenate(written[name]) for name in ("cli.mp4", f"{job['id']}.partial.mp4"))
     assert cli.shape == api.shape == api_mp4.shape == (frames, 32, 32, 3) and job["frames"] == frames
@@ -86,6 +86,20 @@ def test_api_makes_the_cli_video(client, model_dir, tmp_path, written, prompt, f
     assert job["progress"]["total"] == 2 * len(window_plan(frames, 9, 5))  # steps over every window
     python = client.app.state.pipe.run(GenerateRequest(prompt, steps=2, seed=3, **form)).frames.numpy()
     assert np.array_equal(python.shape, api.shape) and python.std() > 0  # Python too; not a blank video
+
+
+def test_a_sixty_second_storyboard_is_the_cli_video(client, model_dir, tmp_path, written):
+    """Issue 18's case end to end: a storyboard prompt and a 60 s duration, sent to `POST /v1/jobs` and to
+    `tenku generate` with the same seed, give the same 480 frames (119 windows), bit for bit."""
+    story = "0-20s: a red ball rolls right; 20-40s: a blue square falls; 40-45s: a green ball bounces"
+    form = {"seconds": 60, "height": 16, "width": 16}
+    assert main(["generate", story, "--model", str(model_dir), "--device", "cpu", "--steps", "1", "--seed", "5",
+                 *[f"--{k}={v}" for k, v in form.items()], "-o", str(tmp_path / "cli.mp4"), "-q"]) == 0
+    job, api_mp4 = api_video(client, tmp_path, {"prompt": story, "steps": 1, "seed": 5, **form})
+    cli, api = (np.concatenate(written[name]) for name in ("cli.mp4", f"{job['id']}.partial.mp4"))
+    assert cli.shape == api.shape == api_mp4.shape == (480, 16, 16, 3) and job["frames"] == 480
+    assert np.array_equal(cli, api)  # bit for bit
+    assert len(written["cli.mp4"]) == len(window_plan(480, 9, 5)) == 119
 
 
 def test_a_storyboard_switches_the_prompt_at_the_next_window(client):
