@@ -65,12 +65,7 @@ fi
 SHIP=$SHIP .venv/bin/python - <<'PY'
 import os
 import torch
-from tenku.checkpoint import load_model_config, load_state, save_model_dir
-from tenku.models.dit import DiT
-from tenku.models.vae import VideoVAE
-src = os.environ["SHIP"]
-cfg = load_model_config(src)
-vae, dit = VideoVAE(cfg.vae), DiT(cfg.dit)
-load_state(vae, f"{src}/vae.safetensors"); load_state(dit, f"{src}/dit.safetensors")
+from tenku.checkpoint import load_model_dir, save_model_dir
+cfg, vae, dit = load_model_dir(os.environ["SHIP"])
 print(save_model_dir("tenku/assets/world-xs", cfg, vae, dit, dtype=torch.float16))
 PY

@@ -34,14 +34,14 @@ class Batches:
     """Endless batches over epochs, tracking (epoch, batches consumed) for exact resume. None batches are skipped."""
 
     def __init__(self, dataset, collate: Callable, cfg, info: distributed.DistInfo):
-        self.sampler = BucketBatchSampler(dataset.buckets, cfg.batch_size, seed=cfg.seed, rank=info.rank,
-                                          world_size=info.world_size, drop_last=True)
-        if len(self.sampler) == 0:
+        self.batch_sampler = BucketBatchSampler(dataset.buckets, cfg.batch_size, seed=cfg.seed, rank=info.rank,
+                                                world_size=info.world_size, drop_last=True)
+        if len(self.batch_sampler) == 0:
             counts = bucket_counts(dataset.buckets)
             raise ValueError(f"no full batch of {cfg.batch_size} per process x {info.world_size} processes: "
                              f"clips per bucket {counts or 'none (every clip was skipped)'}; lower batch_size or add data")
         self.generator = torch.Generator()  # DataLoader base seed: reseeded per epoch, so resume repeats it
-        self.loader = torch.utils.data.DataLoader(dataset, batch_sampler=self.sampler, collate_fn=collate,
+        self.loader = torch.utils.data.DataLoader(dataset, batch_sampler=self.batch_sampler, collate_fn=collate,
                                                   num_workers=cfg.num_workers, generator=self.generator,
                                                   pin_memory=info.device.type == "cuda",
                                                   persistent_workers=False)
@@ -49,11 +49,11 @@ class Batches:
         self.dataset, self._empty = dataset, 0  # batches in a row that held no readable clip
 
     def state_dict(self) -> dict:
-        return self.sampler.state_dict(consumed=self.consumed)
+        return self.batch_sampler.state_dict(consumed=self.consumed)
 
     def load_state_dict(self, d: dict) -> None:
-        self.sampler.load_state_dict(d)
-        self.consumed = self.sampler.position
+        self.batch_sampler.load_state_dict(d)
+        self.consumed = self.batch_sampler.position
 
     def __iter__(self) -> Iterator[dict]:
         return self
@@ -61,23 +61,23 @@ class Batches:
     def __next__(self) -> dict:
         while True:
             if self._it is None:
-                if self.consumed >= len(self.sampler):  # the epoch is done: the next one, from its start
-                    self.sampler.set_epoch(self.sampler.epoch + 1)
+                if self.consumed >= len(self.batch_sampler):  # the epoch is done: the next one, from its start
+                    self.batch_sampler.set_epoch(self.batch_sampler.epoch + 1)
                     self.consumed = 0
-                self.generator.manual_seed(self.seed * 1_000_003 + self.sampler.epoch)
+                self.generator.manual_seed(self.seed * 1_000_003 + self.batch_sampler.epoch)
                 self._it = iter(self.loader)
             batch = next(self._it, StopIteration)
             if batch is StopIteration:
                 self._it = None
-                self.consumed = len(self.sampler)
+                self.consumed = len(self.batch_sampler)
                 continue
             self.consumed += 1
             if batch is not None:  # None: every clip in it was unreadable (logged by the dataset)
                 self._empty = 0
                 return batch
             self._empty += 1
-            if self._empty >= len(self.sampler):  # a whole epoch and nothing readable: it never will be
+            if self._empty >= len(self.batch_sampler):  # a whole epoch and nothing readable: it never will be
                 skipped = getattr(self.dataset, "skipped", [])
                 examples = "; ".join(f"{p}: {r}" for p, r in skipped[:3])
-                raise ValueError(f"no readable clip in a whole epoch ({len(self.sampler)} batches): every clip failed "
-                                 f"to decode ({len(skipped)} skipped{', e.g. ' + examples if examples else ''})")
+                raise ValueError(f"no readable clip in a whole epoch ({len(self.batch_sampler)} batches): every clip "
+                                 f"failed to decode ({len(skipped)} skipped{', e.g. ' + examples if examples else ''})")

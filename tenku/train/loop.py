@@ -16,7 +16,7 @@ metrics.jsonl (one JSON line per logged step), samples/ (DiT) and, at the end, m
 `tenku generate --model RUN/model` loads (EMA weights). See tenku/train/distributed.py for multi-node and FSDP.
 
 Exact resume: a checkpoint holds the model, EMA, optimizer, step (the LR schedule is a function of the step),
-every RNG (torch, CUDA, numpy, python and the task's named generators) and the sampler's position, so a
+every RNG (torch, CUDA, numpy, python and the task's named generators) and the batch sampler's position, so a
 killed and resumed run repeats the losses of an uninterrupted one bit for bit on CPU (tests/test_train.py).
 A checkpoint is also written every `checkpoint_minutes`, and when SIGINT/SIGTERM asks the run to stop;
 `max_train_minutes` ends the run like its last step once that much time went into training steps.

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from tenku.train import distributed
-from tenku.checkpoint import save_model_dir
+from tenku.checkpoint import save_model_dir, seeded
 from tenku.data.clips import collate_videos, read_manifest
 from tenku.train.data import clip_dataset, data_path
 from tenku.train.task import Task, init_dit, init_vae
@@ -150,8 +150,8 @@ class VAETask(Task):
                 m.latent_std.copy_(std)
 
     def write_model(self, out: Path, weights):
-        vae = VideoVAE(self.mcfg.vae)
+        with seeded(self.cfg.seed):  # building draws random weights; the run's RNG is left as it was
+            dit = init_dit(self.cfg, self.mcfg)  # untrained: `tenku train dit --vae RUN/model` trains it
+            vae = VideoVAE(self.mcfg.vae)
         vae.load_state_dict(weights)
-        torch.manual_seed(self.cfg.seed)
-        dit = init_dit(self.cfg, self.mcfg)  # untrained: `tenku train dit --vae RUN/model` trains it
         save_model_dir(out, self.mcfg, vae, dit)

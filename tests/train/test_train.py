@@ -154,6 +154,29 @@ def test_vae_loss_falls_reports_psnr_and_stores_latent_stats(tmp_path):
     assert (tmp_path / "checkpoints" / "step_00000050" / "disc.safetensors").is_file()
 
 
+def test_vae_export_leaves_the_global_rng_alone(tmp_path):
+    """The VAE run's model directory carries a DiT initialised from the run's seed, drawn without reseeding
+    the process (library code takes a seed; it does not move the caller's RNG)."""
+    from types import SimpleNamespace
+
+    from tenku.checkpoint import load_model_dir, seeded
+    from tenku.models.dit import DiT
+    from tenku.models.vae import VideoVAE
+    from tenku.train.vae_task import VAETask
+
+    cfg = resolve("tiny-test", task="vae", out=str(tmp_path), seed=3)
+    mcfg = cfg.model_config()
+    with seeded(0):
+        weights = VideoVAE(mcfg.vae).state_dict()
+    before = torch.get_rng_state()
+    VAETask.write_model(SimpleNamespace(cfg=cfg, mcfg=mcfg), tmp_path / "model", weights)
+    assert torch.equal(torch.get_rng_state(), before)
+    with seeded(3):
+        expected = DiT(mcfg.dit).state_dict()
+    dit = load_model_dir(tmp_path / "model", ("dit",))[1].state_dict()
+    assert all(torch.equal(dit[k], expected[k]) for k in expected)
+
+
 def test_vae_crop_trains_on_crops(tmp_path, monkeypatch):
     import tenku.train.vae_task as tv
 
