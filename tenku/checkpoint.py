@@ -113,24 +113,34 @@ def _check_shapes(path, own: dict[str, tuple], stored: dict[str, tuple]) -> None
         raise CheckpointError(f"{path} does not match the model in config.json: " + "; ".join(parts))
 
 
-def check_before_build(build, path: str | Path) -> None:
-    """Build the module on the meta device (no memory) and compare it with the file's header, so a config
-    that does not match its weights fails before the real model is allocated."""
+def build_on_meta(build, path: str | Path) -> torch.nn.Module:
+    """Build the module on the meta device (shapes only: no memory, no random init kept) and compare it with
+    the file's header, so a config that does not match its weights fails before anything is allocated.
+    `load_state` then gives the module the file's tensors as its own."""
     with torch.device("meta"):
-        own = {k: tuple(v.shape) for k, v in build().state_dict().items()}
-    _check_shapes(path, own, file_shapes(path))
+        module = build()
+    _check_shapes(path, {k: tuple(v.shape) for k, v in module.state_dict().items()}, file_shapes(path))
+    return module
 
 
 def load_state(module: torch.nn.Module, path: str | Path, device: str | torch.device = "cpu", adapt=None) -> None:
     """Load a safetensors state dict into `module`, naming the file and every key or shape that differs.
-    `adapt(state, own)`, if given, maps the file's tensors onto the module's first (e.g. vae.fold_time_taps)."""
+    `adapt(state, own)`, if given, maps the file's tensors onto the module's first (e.g. vae.fold_time_taps).
+    A module on the meta device (`build_on_meta`) takes the loaded tensors as its parameters and buffers, so
+    the only copy made is the one into the model's dtype (files may be float16)."""
     state = load_tensors(path, device)
     own = module.state_dict()
     if adapt is not None:
         state = adapt(state, own)
     _check_shapes(path, {k: tuple(v.shape) for k, v in own.items()}, {k: tuple(v.shape) for k, v in state.items()})
-    # Files may be stored in half precision; the model keeps its own dtype.
-    module.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+    on_meta = any(v.is_meta for v in own.values())
+    # Files may be stored in half precision; the model keeps its own dtype. Popping frees each file tensor
+    # as soon as it is converted.
+    module.load_state_dict({k: state.pop(k).to(own[k].dtype) for k in list(state)}, assign=on_meta)
+    if on_meta:
+        left = [n for n, t in [*module.named_parameters(), *module.named_buffers()] if t.is_meta]
+        if left:  # a tensor the model makes itself rather than saves (a non-persistent buffer)
+            raise CheckpointError(f"{path}: no values for {left[:5]} (not in the model's state dict)")
 
 
 def save_model_dir(path: str | Path, cfg: ModelConfig, vae: torch.nn.Module, dit: torch.nn.Module,
@@ -176,8 +186,10 @@ def load_model_dir(path: str | Path, parts: tuple[str, ...] = ("vae", "dit"), cf
                    device: str | torch.device = "cpu") -> tuple:
     """(cfg, *modules): a model directory's config.json (or `cfg`, e.g. a run's config with overrides) and its
     `parts` ("vae", "dit") built from it and loaded, in eval mode. Every part's file is checked against the
-    config on the meta device before any is built, so a config that does not match its weights fails first,
-    naming the file and the keys. Building does not move the caller's global RNG (the weights are overwritten).
+    config on the meta device before any weights are read, so a config that does not match its weights fails
+    first, naming the file and the keys. The modules are built on the meta device and take the file's tensors
+    (loaded onto `device`) as their own: no random init, no copy but the one into the model's dtype, and the caller's
+    global RNG is not moved.
 
         cfg, vae, dit = load_model_dir("model/")
         cfg, vae = load_model_dir("model/", ("vae",))
@@ -187,14 +199,10 @@ def load_model_dir(path: str | Path, parts: tuple[str, ...] = ("vae", "dit"), cf
     unknown = [p for p in parts if p not in PARTS]
     if unknown:
         raise ValueError(f"unknown model parts {unknown}; choose from {sorted(PARTS)}")
-    for part in parts:
-        check_before_build(lambda: PARTS[part](cfg), path / f"{part}.safetensors")
-    modules = []
-    for part in parts:
-        with torch.random.fork_rng(devices=[]):
-            module = PARTS[part](cfg)
-        load_state(module, path / f"{part}.safetensors")
-        modules.append(module.to(device).eval())
+    modules = [build_on_meta(lambda: PARTS[part](cfg), path / f"{part}.safetensors") for part in parts]
+    for part, module in zip(parts, modules):
+        load_state(module, path / f"{part}.safetensors", device)
+        module.eval()
     return (cfg, *modules)
 
 

@@ -58,7 +58,7 @@ class Pipeline:
         if is_diffusers_folder(path):
             cfg, vae, dit = load_wan(path)
         else:
-            cfg, vae, dit = load_model_dir(path)  # config types, bounds and weight shapes checked before building
+            cfg, vae, dit = load_model_dir(path, device=device)  # config and weight shapes checked before loading
         return cls(cfg, vae, dit, text_encoder_for(cfg, device), device)
 
     def apply_lora(self, path: str | Path, scale: float = 1.0) -> "Pipeline":

@@ -87,3 +87,47 @@ def test_one_model_directory_loader_and_a_seeded_init(tmp_path):
         load_model_dir(tmp_path / "a", ("text",))
     with pytest.raises(CheckpointError, match="model directory not found"):
         load_model_dir(tmp_path / "missing")
+
+
+def test_model_dir_loads_onto_meta_built_modules_exactly(tmp_path):
+    """load_model_dir builds on the meta device and takes the file's tensors: the same weights, dtypes, layouts
+    and outputs as a module built for real and loaded with load_state, from a float16 directory."""
+    from tenku.checkpoint import init_model_dir, load_model_dir
+    from tenku.models.vae import VideoVAE
+
+    cfg = preset("tiny")
+    init_model_dir(tmp_path / "full", cfg, seed=3)
+    _, vae, dit = load_model_dir(tmp_path / "full")
+    with torch.no_grad():
+        for p in dit.parameters():  # the zero-initialised gates and head would make any two DiTs agree
+            p.normal_(0, 0.1)
+    save_model_dir(tmp_path / "half", cfg, vae, dit, dtype=torch.float16)
+    _, vae, dit = load_model_dir(tmp_path / "half")
+    ref_vae, ref_dit = VideoVAE(cfg.vae), DiT(cfg.dit)
+    load_state(ref_vae, tmp_path / "half" / "vae.safetensors")
+    load_state(ref_dit, tmp_path / "half" / "dit.safetensors")
+    for got, ref in [(vae, ref_vae.eval()), (dit, ref_dit.eval())]:
+        mine, theirs = dict(got.named_parameters()), dict(ref.named_parameters())
+        assert mine.keys() == theirs.keys() and all(p.requires_grad for p in mine.values())
+        for k, v in got.state_dict().items():
+            r = ref.state_dict()[k]
+            assert not v.is_meta and v.dtype == r.dtype == torch.float32 and v.stride() == r.stride(), k
+            assert torch.equal(v, r), k
+    z, t, text = torch.randn(1, cfg.vae.latent_channels, 2, 4, 4), torch.tensor([0.5]), torch.randn(1, 3, cfg.dit.text_dim)
+    with torch.no_grad():
+        assert torch.equal(vae.decode(z), ref_vae.decode(z))
+        assert torch.equal(dit(z, t, text), ref_dit(z, t, text)) and dit(z, t, text).abs().sum() > 0
+
+
+def test_a_meta_built_module_with_an_unsaved_buffer_is_refused(tmp_path):
+    from tenku.checkpoint import build_on_meta
+
+    class Scaled(torch.nn.Linear):
+        def __init__(self):
+            super().__init__(2, 2)
+            self.register_buffer("scale", torch.ones(2), persistent=False)  # made by the model, never saved
+
+    save_tensors(tmp_path / "s.safetensors", Scaled().state_dict())
+    module = build_on_meta(Scaled, tmp_path / "s.safetensors")
+    with pytest.raises(CheckpointError, match="no values for \\['scale'\\]"):
+        load_state(module, tmp_path / "s.safetensors")

@@ -15,6 +15,7 @@ tokenizer from a sibling `tokenizer/` folder (the diffusers pipeline layout).
 from __future__ import annotations
 
 import html
+import json
 import re
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -48,20 +49,20 @@ def quiet_loading() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def _load_encoder(path: Path, tokenizer: Path):
-    """(tokenizer, encoder model, its config) from local folders only: T5/umT5, CLIP text, or any AutoModel."""
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
+# config.json's model_type -> the transformers class that loads it; any other type goes through AutoModel.
+ENCODER_CLASSES = {"bert": "BertModel", "t5": "T5EncoderModel", "mt5": "T5EncoderModel", "umt5": "UMT5EncoderModel",
+                   "clip": "CLIPTextModel"}
 
-    tok = AutoTokenizer.from_pretrained(tokenizer, local_files_only=True)
-    config = AutoConfig.from_pretrained(path, local_files_only=True)
-    if config.model_type in ("t5", "umt5", "mt5"):
-        from transformers import T5EncoderModel, UMT5EncoderModel
-        klass = UMT5EncoderModel if config.model_type == "umt5" else T5EncoderModel
-    elif config.model_type == "clip":
-        from transformers import CLIPTextModel as klass
-    else:
-        klass = AutoModel
-    return tok, klass.from_pretrained(path, local_files_only=True), config
+
+def _load_encoder(path: Path, tokenizer: Path):
+    """(tokenizer, encoder model) from local folders only. The model's own class (the encoder stack alone for
+    T5/umT5, the text tower for CLIP) is named by config.json, so the config is parsed once, by that class."""
+    import transformers
+
+    model_type = json.loads((path / "config.json").read_text()).get("model_type")
+    klass = getattr(transformers, ENCODER_CLASSES.get(model_type, "AutoModel"))
+    tok = transformers.AutoTokenizer.from_pretrained(tokenizer, local_files_only=True)
+    return tok, klass.from_pretrained(path, local_files_only=True)
 
 
 class TextEncoder:
@@ -82,8 +83,9 @@ class TextEncoder:
         if not (tokenizer / "tokenizer_config.json").is_file():
             raise FileNotFoundError(f"text encoder folder {path}: no tokenizer (tokenizer_config.json) in it or in {tokenizer}")
         with quiet_loading():  # our own progress bar is the one users should see
-            self.tokenizer, self.model, config = _load_encoder(path, tokenizer)
+            self.tokenizer, self.model = _load_encoder(path, tokenizer)
         self.model.eval().requires_grad_(False).to(self.device)
+        config = self.model.config
         self.dim = int(getattr(config, "d_model", None) or getattr(config, "hidden_size"))
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._cache_size = cache_size

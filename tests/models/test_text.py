@@ -54,3 +54,16 @@ def test_loading_leaves_the_process_hugging_face_settings_alone(monkeypatch):
     enc = TextEncoder(minilm_path(), 8)  # local files only, without the environment variable
     assert enc.encode(["a red ball"])[0].shape[2] == 384
     assert "HF_HUB_OFFLINE" not in os.environ
+
+
+def test_minilm_loads_through_its_own_class_exactly_as_auto_model_does(enc):
+    from transformers import AutoModel
+
+    from tenku.models.text import minilm_path, quiet_loading
+
+    assert type(enc.model).__name__ == "BertModel"
+    with quiet_loading():
+        ref = AutoModel.from_pretrained(minilm_path(), local_files_only=True).eval()
+    batch = enc.tokenizer(["a red ball bounces to the right", "two balls"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        assert torch.equal(enc.model(**batch).last_hidden_state, ref(**batch).last_hidden_state)
