@@ -35,3 +35,17 @@ def test_cli_help_without_extras():
     assert r.returncode == 0, r.stderr
     for command in ("generate", "world", "worldbench", "train", "cache", "serve"):
         assert command in r.stdout
+
+
+def test_generate_parses_without_importing_the_feature_modules():
+    """Start-up time of the README's command (issue 16): `tenku generate` needs none of the other sub-commands."""
+    code = """
+import sys
+from tenku.cli import FEATURES, main
+try:
+    main(["generate", "--help"])
+except SystemExit:
+    print(sorted(set(FEATURES) & set(sys.modules)))
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip().endswith("[]"), r.stderr
