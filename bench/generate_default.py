@@ -2,12 +2,17 @@
 
     .venv/bin/python bench/generate_default.py            # 5 runs, median
     .venv/bin/python bench/generate_default.py --runs 3 --model DIR
+    git worktree add /tmp/old REV && .venv/bin/python bench/generate_default.py --against /tmp/old
 
 Each run is a fresh process (model and text encoder loading included, as a user sees it). Peak memory is
 the child's maximum resident set size. A second set of fresh processes runs the same command through
 `tenku.cli.main` with timers wrapped around the pipeline's own functions, to split the wall time into
 start-up (interpreter + imports), loading (text encoder; VAE + DiT), text encoding, sampling, decoding and
-writing; "other" is what no timer covers.
+writing; "interpreter + exit" is what no timer covers (start, and the interpreter's shutdown).
+
+`--against DIR` times another checkout (its `tenku` package, through PYTHONPATH, with this virtualenv) in the
+same run, alternating with this one, and prints both columns and their ratio: the machine's speed varies from
+run to run, the ratio much less. On a loaded machine `--threads 1` keeps each run from waiting on a busy core.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
 
 # Run in a fresh interpreter: the CLI's own generate, with each stage's function wrapped in a timer.
 PHASES = r"""
@@ -57,51 +64,85 @@ def main():
     ap.add_argument("--runs", type=int, default=5, help="repeats (the median is reported)")
     ap.add_argument("--prompt", default="a red ball bounces to the right")
     ap.add_argument("--model", help="model directory (default: the shipped model)")
+    ap.add_argument("--against", metavar="DIR", help="another checkout to time in the same run (e.g. a git worktree)")
+    ap.add_argument("--threads", type=int, help="OMP_NUM_THREADS of every run (default: torch's own choice)")
     args = ap.parse_args()
+    trees = {"this": REPO} | ({"against": Path(args.against).resolve()} if args.against else {})
+    env = {**os.environ} | ({"OMP_NUM_THREADS": str(args.threads)} if args.threads else {})
+    envs = {name: {**env, "PYTHONPATH": str(tree)} for name, tree in trees.items()}
+    walls, peaks = wall_times(args, envs)
+    print(f"`tenku generate \"{args.prompt}\"`{' --model ' + args.model if args.model else ''}, {args.runs} fresh processes"
+          f" per column{', OMP_NUM_THREADS=' + str(args.threads) if args.threads else ''}; "
+          + ", ".join(f"{name}: {tree}" for name, tree in trees.items()))
+    table([("wall time s (median)", {n: statistics.median(v) for n, v in walls.items()}),
+           ("wall time s (min)", {n: min(v) for n, v in walls.items()}),
+           ("wall time s (max)", {n: max(v) for n, v in walls.items()}),
+           ("peak RSS MiB (median)", {n: statistics.median(v) for n, v in peaks.items()})], fmt=".2f")
+    print(f"\nwhere the time goes, s (median of {args.runs} fresh processes, timers inside the CLI's own path):")
+    table(phases(args, envs), fmt=".2f")
+
+
+def command(args, out: str) -> list[str]:
+    cmd = ["generate", args.prompt, "-q", "-o", out]
+    return cmd + (["--model", args.model] if args.model else [])
+
+
+def wall_times(args, envs: dict[str, dict]) -> tuple[dict, dict]:
+    """Wall seconds and peak RSS (MiB) of the `tenku` command, the trees alternating run by run."""
     tenku = Path(sys.executable).with_name("tenku")
-    times, peaks = [], []
+    walls, peaks = {n: [] for n in envs}, {n: [] for n in envs}
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.runs):
-            cmd = [str(tenku), "generate", args.prompt, "-q", "-o", f"{tmp}/v{i}.mp4", "--seed", str(i)]
-            if args.model:
-                cmd += ["--model", args.model]
-            t0 = time.perf_counter()
-            pid = subprocess.Popen(cmd, stdout=subprocess.DEVNULL).pid
-            _, status, usage = os.wait4(pid, 0)
-            times.append(time.perf_counter() - t0)
-            peaks.append(usage.ru_maxrss / 1024)  # KiB -> MiB
-            if status != 0:
-                sys.exit(f"run {i} failed with status {status}: {' '.join(cmd)}")
-    print(f"`tenku generate \"{args.prompt}\"`{' --model ' + args.model if args.model else ''}, {args.runs} fresh processes")
-    print(f"{'':<14}{'median':>9}{'min':>9}{'max':>9}")
-    print(f"{'wall time s':<14}{statistics.median(times):>9.2f}{min(times):>9.2f}{max(times):>9.2f}")
-    print(f"{'peak RSS MiB':<14}{statistics.median(peaks):>9.0f}{min(peaks):>9.0f}{max(peaks):>9.0f}")
-    phases(args)
+            for name, env in envs.items():
+                cmd = [str(tenku)] + command(args, f"{tmp}/{name}{i}.mp4") + ["--seed", str(i)]
+                t0 = time.perf_counter()
+                pid = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=env, cwd=tmp).pid
+                _, status, usage = os.wait4(pid, 0)
+                walls[name].append(time.perf_counter() - t0)
+                peaks[name].append(usage.ru_maxrss / 1024)  # KiB -> MiB
+                if status != 0:
+                    sys.exit(f"run {i} ({name}) failed with status {status}: {' '.join(cmd)}")
+    return walls, peaks
 
 
-def phases(args) -> None:
+def phases(args, envs: dict[str, dict]) -> list[tuple[str, dict]]:
     """Median seconds per stage over fresh processes; nested timers are shown as parts of their parent."""
-    runs = []
+    runs = {n: [] for n in envs}
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.runs):
-            cmd = [sys.executable, "-c", PHASES, "generate", args.prompt, "-q", "-o", f"{tmp}/p{i}.mp4", "--seed", str(i)]
-            cmd += ["--model", args.model] if args.model else []
-            t0 = time.perf_counter()
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-            d = json.loads(out.strip().splitlines()[-1])
-            d["wall"] = time.perf_counter() - t0
-            runs.append(d)
-    med = lambda k: statistics.median(r.get(k, 0.0) for r in runs)  # noqa: E731
-    rows = [("start-up: interpreter", med("wall") - med("imports") - med("generate (all)")),
-            ("start-up: imports", med("imports")),
-            ("loading: text encoder", med("loading text encoder")),
-            ("loading: VAE + DiT", med("loading (all)") - med("loading text encoder")),
-            ("text encoding", med("text")), ("sampling", med("sampling")), ("decoding", med("decoding")),
-            ("writing", med("writing"))]
-    rows.append(("other", med("wall") - sum(v for _, v in rows)))
-    print(f"\nwhere the time goes (median of {args.runs} fresh processes, timers inside the CLI's own path):")
-    for name, v in rows + [("total", med("wall"))]:
-        print(f"{name:<24}{v:>7.2f} s")
+            for name, env in envs.items():
+                cmd = [sys.executable, "-c", PHASES] + command(args, f"{tmp}/p{name}{i}.mp4") + ["--seed", str(i)]
+                t0 = time.perf_counter()
+                # cwd: `python -c` puts the working directory first on sys.path, ahead of PYTHONPATH
+                out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env, cwd=tmp).stdout
+                d = json.loads(out.strip().splitlines()[-1])
+                d["wall"] = time.perf_counter() - t0
+                runs[name].append(d)
+    rows = {}
+    for name, rs in runs.items():
+        med = lambda k: statistics.median(r.get(k, 0.0) for r in rs)  # noqa: E731
+        r = {"start-up: interpreter + exit": med("wall") - med("imports") - med("generate (all)"),
+             "start-up: imports": med("imports"),
+             "loading: text encoder": med("loading text encoder"),
+             "loading: VAE + DiT": med("loading (all)") - med("loading text encoder"),
+             "text encoding": med("text"), "sampling": med("sampling"), "decoding": med("decoding"),
+             "writing": med("writing")}
+        r["other"] = med("wall") - sum(r.values())
+        r["total"] = med("wall")
+        rows[name] = r
+    return [(stage, {name: rows[name][stage] for name in rows}) for stage in rows["this"]]
+
+
+def table(rows: list[tuple[str, dict]], fmt: str) -> None:
+    """One row per measure, a column per tree, and this/against when there are two."""
+    names = list(rows[0][1])
+    print(f"{'':<30}" + "".join(f"{n:>10}" for n in names) + (f"{'ratio':>10}" if len(names) == 2 else ""))
+    for label, values in rows:
+        line = f"{label:<30}" + "".join(f"{values[n]:>10{fmt}}" for n in names)
+        if len(names) == 2:
+            a, b = values["this"], values["against"]
+            line += f"{a / b:>10.2f}" if b > 0.005 else f"{'-':>10}"
+        print(line)
 
 
 if __name__ == "__main__":
