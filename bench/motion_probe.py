@@ -14,6 +14,8 @@ Designs (--designs, any of):
     mix        trained half t2v, half i2v; evaluated as t2v
     two-stage  trained like mix; evaluated by sampling frame 0 as an image, then animating it (Emu Video)
     forcing    t2v with an independent noise level per frame (diffusion forcing); evaluated as t2v
+    stagger    trained like forcing; sampled with a staggered schedule (frame k trails frame 0 by
+               `--lag` x k / (T - 1) in t, so early frames are decided first: a rolling, image-led t2v)
 Starts (--start): `inside` puts the ball where its whole path stays in view (where it starts depends on
 where it goes); `bounce` starts it anywhere and reflects it off the walls (any start works for any motion).
 
@@ -52,7 +54,7 @@ DIRECTIONS = {  # caption phrase -> unit (dx, dy) in image coordinates (y down)
     "up and to the right": (1, -1), "up and to the left": (-1, -1),
     "down and to the right": (1, 1), "down and to the left": (-1, 1),
 }
-DESIGNS = ("t2v", "i2v", "mix", "two-stage", "forcing")
+DESIGNS = ("t2v", "i2v", "mix", "two-stage", "forcing", "stagger")
 
 
 @dataclass
@@ -163,12 +165,12 @@ def build(args) -> DiT:
     return DiT(cfg)
 
 
-def cond_mask(design: str, n: int, frames: int, g: torch.Generator) -> torch.Tensor | None:
+def cond_mask(design: str, n: int, frames: int, g: torch.Generator, first_share: float = 0.5) -> torch.Tensor | None:
     """Which frames are given clean in training, (n, T) bool, or None."""
     if design == "i2v":
         first = torch.ones(n, dtype=torch.bool)
     elif design in ("mix", "two-stage"):
-        first = torch.rand(n, generator=g) < 0.5
+        first = torch.rand(n, generator=g) < first_share
     else:
         return None
     m = torch.zeros(n, frames, dtype=torch.bool)
@@ -176,14 +178,47 @@ def cond_mask(design: str, n: int, frames: int, g: torch.Generator) -> torch.Ten
     return m
 
 
+def flow_config(args, model: DiT, probe: Probe) -> FlowConfig:
+    """The probe's flow settings: `--shift` is the shift of a whole clip (fewer tokens, e.g. one frame, less)."""
+    return FlowConfig(base_shift=args.shift, shift_ref_tokens=model.num_tokens(probe.frames, probe.size, probe.size))
+
+
 @torch.no_grad()
-def generate(model: DiT, design: str, text, mask, truth: torch.Tensor, args, seed: int) -> torch.Tensor:
+def staggered(model: DiT, text, mask, noise: torch.Tensor, steps: int, guidance: float, lag: float,
+              fcfg: FlowConfig) -> torch.Tensor:
+    """Euler with a per-frame schedule: frame k sits at t_k = clamp(u + lag * k / (T - 1)) while u walks from 1 to
+    -lag, so frame 0 is decided first and later frames follow it (the model was trained on such mixed levels)."""
+    n, _, T, S, _ = noise.shape
+    velocity = GuidedVelocity(model, text, mask, guidance)
+    shift = flow.shift_for_tokens(model.num_tokens(T, S, S), fcfg)
+    lead = lag * torch.arange(T, dtype=torch.float32) / max(T - 1, 1)  # (T,)
+    us = torch.linspace(1.0, -lag, steps + 1).tolist()
+    x = noise
+    for u, u_next in zip(us[:-1], us[1:]):
+        t = flow.shift_t((u + lead).clamp(0, 1), shift)  # (T,)
+        t_next = flow.shift_t((u_next + lead).clamp(0, 1), shift)
+        tt = t[None].expand(n, T)
+        if guidance == 1.0:
+            v = model(x, tt, velocity.text, velocity.text_mask)
+        else:
+            v_c, v_u = model(torch.cat([x, x]), torch.cat([tt, tt]), velocity.text, velocity.text_mask).chunk(2)
+            v = v_u + guidance * (v_c - v_u)
+        x = x + (t_next - t)[None, None, :, None, None] * v  # frames already at 0 stay put
+    return x
+
+
+@torch.no_grad()
+def generate(model: DiT, design: str, text, mask, truth: torch.Tensor, args, seed: int, fcfg: FlowConfig) -> torch.Tensor:
     """Sample clips shaped like `truth` (n, 3, T, S, S) for `design`."""
     model.eval()
     g = torch.Generator().manual_seed(seed)
     n, C, T, S, _ = truth.shape
-    shift = flow.shift_for_tokens(model.num_tokens(T, S, S), FlowConfig())
+    shift = flow.shift_for_tokens(model.num_tokens(T, S, S), fcfg)
     noise = torch.randn(truth.shape, generator=g)  # (n, 3, T, S, S)
+    if design == "stagger":
+        out = staggered(model, text, mask, noise, args.sample_steps, args.guidance, args.lag, fcfg)
+        model.train()
+        return out
     cond = None
     if design == "i2v":
         given = torch.zeros(n, T, dtype=torch.bool)
@@ -192,7 +227,7 @@ def generate(model: DiT, design: str, text, mask, truth: torch.Tensor, args, see
     elif design == "two-stage":
         # Stage 1: frame 0 as an image (a one-frame video) from the text alone.
         first = sample(GuidedVelocity(model, text, mask, args.guidance), noise[:, :, :1], args.sample_steps,
-                       flow.shift_for_tokens(model.num_tokens(1, S, S), FlowConfig()))
+                       flow.shift_for_tokens(model.num_tokens(1, S, S), fcfg))
         given = torch.zeros(n, T, dtype=torch.bool)
         given[:, 0] = True
         latents = torch.zeros_like(truth)
@@ -208,14 +243,16 @@ def train_design(design: str, probe: Probe, captions, text_all, mask_all, evalse
     model = build(args)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
     g = torch.Generator().manual_seed(args.seed + 1)
-    fcfg = FlowConfig()
+    fcfg = flow_config(args, model, probe)
     rows, spent, losses = [], 0.0, []
     for step in range(1, args.steps + 1):
         t0 = time.perf_counter()
         video, idx = make_batch(probe, captions, args.batch, g)
-        cm = cond_mask(design, args.batch, probe.frames, g)
+        cm = cond_mask(design, args.batch, probe.frames, g, args.first_share)
+        if torch.rand(1, generator=g).item() < args.image_share:  # a batch of first frames: the image stage
+            video, cm = video[:, :, :1], None
         loss = flow.training_loss(model, video, text_all[idx], mask_all[idx], fcfg, cond_mask=cm,
-                                  per_frame_t=design == "forcing", generator=g)
+                                  per_frame_t=design in ("forcing", "stagger"), generator=g)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -223,7 +260,7 @@ def train_design(design: str, probe: Probe, captions, text_all, mask_all, evalse
         losses.append(loss.item())
         if step % args.eval_every == 0 or step == args.steps:
             truth, idx_e = evalset
-            out = generate(model, design, text_all[idx_e], mask_all[idx_e], truth, args, seed=args.seed + 2)
+            out = generate(model, design, text_all[idx_e], mask_all[idx_e], truth, args, args.seed + 2, fcfg)
             row = {"design": design, "step": step, "train_min": spent / 60, "loss": sum(losses) / len(losses),
                    **measure(out, probe, captions, idx_e)}
             losses = []
@@ -270,6 +307,10 @@ def main(argv=None) -> None:
     p.add_argument("--patch", type=int, default=2)
     p.add_argument("--sample-steps", type=int, default=20)
     p.add_argument("--guidance", type=float, default=3.0)
+    p.add_argument("--shift", type=float, default=1.0, help="timestep shift of a whole clip, training and sampling")
+    p.add_argument("--image-share", type=float, default=0.0, help="share of steps trained on first frames alone")
+    p.add_argument("--first-share", type=float, default=0.5, help="mix, two-stage: share of clips with frame 0 given")
+    p.add_argument("--lag", type=float, default=1.0, help="stagger: how far the last frame trails frame 0 in t")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = p.parse_args(argv)
