@@ -71,8 +71,9 @@ def main():
     env = {**os.environ} | ({"OMP_NUM_THREADS": str(args.threads)} if args.threads else {})
     envs = {name: {**env, "PYTHONPATH": str(tree)} for name, tree in trees.items()}
     walls, peaks = wall_times(args, envs)
-    print(f"`tenku generate \"{args.prompt}\"`{' --model ' + args.model if args.model else ''}, {args.runs} fresh processes"
-          f" per column{', OMP_NUM_THREADS=' + str(args.threads) if args.threads else ''}; "
+    model = f" --model {args.model}" if args.model else ""
+    threads = f", OMP_NUM_THREADS={args.threads}" if args.threads else ""
+    print(f"`tenku generate \"{args.prompt}\"{model}`, {args.runs} fresh processes per column{threads}; "
           + ", ".join(f"{name}: {tree}" for name, tree in trees.items()))
     table([("wall time s (median)", {n: statistics.median(v) for n, v in walls.items()}),
            ("wall time s (min)", {n: min(v) for n, v in walls.items()}),

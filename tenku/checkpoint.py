@@ -188,8 +188,8 @@ def load_model_dir(path: str | Path, parts: tuple[str, ...] = ("vae", "dit"), cf
     `parts` ("vae", "dit") built from it and loaded, in eval mode. Every part's file is checked against the
     config on the meta device before any weights are read, so a config that does not match its weights fails
     first, naming the file and the keys. The modules are built on the meta device and take the file's tensors
-    (loaded onto `device`) as their own: no random init, no copy but the one into the model's dtype, and the caller's
-    global RNG is not moved.
+    (loaded onto `device`) as their own: no random init, no copy but the one into the model's dtype, and the
+    caller's global RNG is not moved.
 
         cfg, vae, dit = load_model_dir("model/")
         cfg, vae = load_model_dir("model/", ("vae",))

@@ -53,7 +53,7 @@ def cmd_generate(args) -> int:
 
 @contextmanager
 def kept_until_exit():
-    """For objects that live until the process ends (the libraries loading imports, the models): the garbage
+    """For objects that live until the process ends (the libraries that loading imports, the models): the garbage
     collector is off while they are made and skips them afterwards (gc.freeze), since collecting them only walks
     them. Measured on the default command (issue 16, a loaded 2-core machine): 0.6 s of collections while
     loading and 1.1 s more at exit; the garbage kept is about 4,400 small objects (22 kB of tensors)."""

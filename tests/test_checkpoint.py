@@ -113,7 +113,8 @@ def test_model_dir_loads_onto_meta_built_modules_exactly(tmp_path):
             r = ref.state_dict()[k]
             assert not v.is_meta and v.dtype == r.dtype == torch.float32 and v.stride() == r.stride(), k
             assert torch.equal(v, r), k
-    z, t, text = torch.randn(1, cfg.vae.latent_channels, 2, 4, 4), torch.tensor([0.5]), torch.randn(1, 3, cfg.dit.text_dim)
+    z, t = torch.randn(1, cfg.vae.latent_channels, 2, 4, 4), torch.tensor([0.5])
+    text = torch.randn(1, 3, cfg.dit.text_dim)
     with torch.no_grad():
         assert torch.equal(vae.decode(z), ref_vae.decode(z))
         assert torch.equal(dit(z, t, text), ref_dit(z, t, text)) and dit(z, t, text).abs().sum() > 0
