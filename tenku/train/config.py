@@ -110,6 +110,9 @@ class TrainConfig:
     adv_weight: float = 0.0  # hinge patch-discriminator loss; 0 = off
     adv_start: int = 0  # step at which the adversarial term starts
     disc_lr: float = 1e-4  # the discriminator's learning rate (constant)
+    # "all", or "decoder": the encoder is frozen, so the latent space (and its statistics) that a DiT was trained on
+    # stays exactly as it is while the decoder keeps improving the reconstructions (fine-tune with init_from).
+    vae_train: str = "all"
     val_clips: int = 4  # clips held out of the manifest for PSNR/SSIM when val_data is None
     stats_clips: int = 16  # training clips encoded to measure the latent mean/std
 
@@ -143,6 +146,7 @@ def check_fields(cfg: TrainConfig) -> None:
     one_of("task", ("vae", "dit"))
     one_of("schedule", ("cosine", "constant"))
     one_of("precision", ("auto", "fp32", "bf16"))
+    one_of("vae_train", ("all", "decoder"))
     one_of("strategy", ("ddp", "fsdp"))
     one_of("compile", ("auto", "on", "off"))
     if cfg.model not in MODEL_PRESETS:
@@ -160,6 +164,8 @@ def check_fields(cfg: TrainConfig) -> None:
     for f in cfg.frames:
         if int(f) < 1 or (int(f) - 1) % 4:
             raise ValueError(f"frames entries must be 1 + 4k, got {f}")
+    if cfg.vae_train == "decoder" and (cfg.task != "vae" or not cfg.init_from):
+        raise ValueError("vae_train 'decoder' needs task vae and init_from (the VAE whose encoder stays frozen)")
     if cfg.lora_rank and (cfg.task != "dit" or not cfg.init_from or not 1 <= cfg.lora_rank <= 1024):
         raise ValueError(f"lora_rank {cfg.lora_rank} needs task dit, init_from (the frozen model to adapt) and a"
                          " rank in 1..1024")

@@ -89,7 +89,10 @@ class VAETask(Task):
             self.optimizers["disc"] = self.adamw(self.disc.parameters(), cfg.disc_lr)
 
     def build(self):
-        return init_vae(self.cfg, self.mcfg), None
+        vae = init_vae(self.cfg, self.mcfg)
+        if self.cfg.vae_train == "decoder":
+            vae.encoder.requires_grad_(False)  # the latent space stays as it is; only the decoder learns
+        return vae, None
 
     def data(self, dataset, collate, val_dataset):
         cfg, val = self.cfg, None
@@ -141,7 +144,10 @@ class VAETask(Task):
         return [{"val_psnr": m["psnr"], "val_ssim": m["ssim"]}]
 
     def before_checkpoint(self):
-        """Measure the latent mean/std with the weights that get exported; store them in the model and the EMA."""
+        """Measure the latent mean/std with the weights that get exported; store them in the model and the EMA.
+        A frozen encoder keeps the statistics it came with: the normalised latents must not move at all."""
+        if self.cfg.vae_train == "decoder":
+            return
         with self.kept_rng():
             mean, std = latent_stats(self.averaged, self.dataset, self.cfg.stats_clips, self.device)
         for m in (self.model, self.ema):

@@ -154,6 +154,28 @@ def test_vae_loss_falls_reports_psnr_and_stores_latent_stats(tmp_path):
     assert (tmp_path / "checkpoints" / "step_00000050" / "disc.safetensors").is_file()
 
 
+def test_vae_decoder_fine_tune_keeps_the_latent_space_exactly(tmp_path):
+    """vae_train=decoder: the encoder and the latent statistics (what a DiT was trained on) stay bit-identical,
+    the decoder changes and its reconstruction loss falls."""
+    from tenku.checkpoint import load_model_dir
+
+    base = train(resolve("tiny-test", sets=["steps=10", "lr=1e-2", "warmup_steps=2", "ema_decay=0", "batch_size=2"],
+                         task="vae", out=str(tmp_path / "base")), dataset=MovingPatterns(n=6))
+    cfg = resolve("tiny-test", sets=["steps=40", "lr=1e-2", "warmup_steps=2", "ema_decay=0", "batch_size=2",
+                                     "checkpoint_every=20", "vae_train=decoder"],
+                  task="vae", init_from=str(base), out=str(tmp_path / "dec"))
+    out = train(cfg, dataset=MovingPatterns(n=6))
+    before, after = (load_model_dir(d, ("vae",))[1].state_dict() for d in (base, out))
+    enc = [k for k in before if k.startswith("encoder.") or k.startswith("latent_")]
+    dec = [k for k in before if k.startswith("decoder.")]
+    assert enc and all(torch.equal(before[k], after[k]) for k in enc)
+    assert any(not torch.equal(before[k], after[k]) for k in dec)
+    rec = [d["rec"] for d in map(json.loads, (tmp_path / "dec" / "metrics.jsonl").read_text().splitlines()) if "rec" in d]
+    assert sum(rec[-10:]) < sum(rec[:10])
+    with pytest.raises(ValueError, match="vae_train 'decoder' needs"):
+        resolve("tiny-test", sets=["vae_train=decoder"], task="vae", out=str(tmp_path / "x"))
+
+
 def test_vae_export_leaves_the_global_rng_alone(tmp_path):
     """The VAE run's model directory carries a DiT initialised from the run's seed, drawn without reseeding
     the process (library code takes a seed; it does not move the caller's RNG)."""
