@@ -159,8 +159,43 @@ def measure(video: torch.Tensor, probe: Probe, captions, idx: torch.Tensor) -> d
 
 # ----------------------------------------------------------------------------- training and sampling
 
-def build(args) -> DiT:
-    cfg = DiTConfig(in_channels=3, out_channels=3, patch_size=(1, args.patch, args.patch), dim=args.dim,
+class Space:
+    """Where the DiT works: raw pixels, or (--vae) the normalised latents of a Tenku VAE, as the real recipe."""
+
+    def __init__(self, vae_dir: str | None = None, per_frame: bool = False):
+        self.vae, self.per_frame = None, per_frame  # per_frame: every frame encoded as an image (no time compression)
+        if vae_dir:
+            from tenku.checkpoint import load_model_dir
+
+            self.vae = load_model_dir(vae_dir, ("vae",))[1].eval()
+        self.channels = 3 if self.vae is None else self.vae.cfg.latent_channels
+
+    @torch.no_grad()
+    def encode(self, video: torch.Tensor) -> torch.Tensor:
+        """(n, 3, T, S, S) pixels in [-1, 1] -> what the DiT models, in chunks of 32 clips."""
+        if self.vae is None:
+            return video
+        if self.per_frame:  # (n, 3, T, S, S) -> (n * T, 3, 1, S, S) images -> (n, C, T, s, s)
+            n, _, T = video.shape[:3]
+            images = video.transpose(1, 2).flatten(0, 1)[:, :, None]  # (n * T, 3, 1, S, S)
+            z = torch.cat([self.vae.encode_latents(v, chunked=False) for v in images.split(256)])  # (n * T, C, 1, s, s)
+            return z[:, :, 0].unflatten(0, (n, T)).transpose(1, 2).contiguous()
+        return torch.cat([self.vae.encode_latents(v, chunked=False) for v in video.split(32)])
+
+    @torch.no_grad()
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        if self.vae is None:
+            return x
+        if self.per_frame:
+            n, _, T = x.shape[:3]
+            frames = torch.cat([self.vae.decode(self.vae.denormalize(z), chunked=False)
+                                for z in x.transpose(1, 2).flatten(0, 1)[:, :, None].split(256)])  # (n * T, 3, 1, S, S)
+            return frames[:, :, 0].unflatten(0, (n, T)).transpose(1, 2).contiguous()
+        return torch.cat([self.vae.decode(self.vae.denormalize(z), chunked=False) for z in x.split(32)])
+
+
+def build(args, channels: int = 3) -> DiT:
+    cfg = DiTConfig(in_channels=channels, out_channels=channels, patch_size=(1, args.patch, args.patch), dim=args.dim,
                     ffn_dim=4 * args.dim, num_layers=args.layers, num_heads=args.dim // 32, text_dim=384)
     return DiT(cfg)
 
@@ -180,7 +215,9 @@ def cond_mask(design: str, n: int, frames: int, g: torch.Generator, first_share:
 
 def flow_config(args, model: DiT, probe: Probe) -> FlowConfig:
     """The probe's flow settings: `--shift` is the shift of a whole clip (fewer tokens, e.g. one frame, less)."""
-    return FlowConfig(base_shift=args.shift, shift_ref_tokens=model.num_tokens(probe.frames, probe.size, probe.size))
+    x = args.latent_shape  # (T', h, w) of a clip in the model's space
+    return FlowConfig(base_shift=args.shift, shift_ref_tokens=model.num_tokens(*x),
+                      given_noise=args.given_noise)
 
 
 @torch.no_grad()
@@ -233,22 +270,29 @@ def generate(model: DiT, design: str, text, mask, truth: torch.Tensor, args, see
         latents = torch.zeros_like(truth)
         latents[:, :, :1] = first
         cond = Conditioning(latents, given)
+    if cond is not None and fcfg.given_noise > 0:  # given frames as training saw them (FlowConfig.given_noise)
+        cond = Conditioning(cond.latents, cond.mask, flow.given_t(fcfg), torch.randn(noise.shape, generator=g))
     out = sample(GuidedVelocity(model, text, mask, args.guidance, cond), noise, args.sample_steps, shift, cond=cond)
     model.train()
     return out
 
 
-def train_design(design: str, probe: Probe, captions, text_all, mask_all, evalset, args) -> list[dict]:
+def train_design(design: str, probe: Probe, captions, text_all, mask_all, evalset, args, space: Space,
+                 pool=None) -> list[dict]:
     torch.manual_seed(args.seed)
-    model = build(args)
+    model = build(args, space.channels)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
     g = torch.Generator().manual_seed(args.seed + 1)
     fcfg = flow_config(args, model, probe)
     rows, spent, losses = [], 0.0, []
     for step in range(1, args.steps + 1):
         t0 = time.perf_counter()
-        video, idx = make_batch(probe, captions, args.batch, g)
-        cm = cond_mask(design, args.batch, probe.frames, g, args.first_share)
+        if pool is None:
+            video, idx = make_batch(probe, captions, args.batch, g)
+        else:  # latent mode: clips encoded once (the real recipe's latent cache)
+            pick = torch.randint(len(pool[1]), (args.batch,), generator=g)
+            video, idx = pool[0][pick], pool[1][pick]
+        cm = cond_mask(design, args.batch, video.shape[2], g, args.first_share)
         if torch.rand(1, generator=g).item() < args.image_share:  # a batch of first frames: the image stage
             video, cm = video[:, :, :1], None
         loss = flow.training_loss(model, video, text_all[idx], mask_all[idx], fcfg, cond_mask=cm,
@@ -262,13 +306,18 @@ def train_design(design: str, probe: Probe, captions, text_all, mask_all, evalse
             truth, idx_e = evalset
             # Models that learnt image-to-video are also scored animating the true frame 0: the motion alone.
             for mode in (design, "i2v") if design in ("mix", "two-stage", "stagger") else (design,):
-                out = generate(model, mode, text_all[idx_e], mask_all[idx_e], truth, args, args.seed + 2, fcfg)
+                out = space.decode(generate(model, mode, text_all[idx_e], mask_all[idx_e], space.encode(truth), args,
+                                            args.seed + 2, fcfg))
                 name = design if mode == design else f"{design}, animating true frame 0"
                 row = {"design": name, "step": step, "train_min": spent / 60, "loss": sum(losses) / len(losses),
                        **measure(out, probe, captions, idx_e)}
                 rows.append(row)
                 print(fmt(row), flush=True)
             losses = []
+    if args.save:  # the trained model, to look at its samples afterwards (safetensors, plain state dict)
+        from safetensors.torch import save_file
+
+        save_file(model.state_dict(), f"{args.save}-{design}.safetensors")
     return rows
 
 
@@ -280,15 +329,18 @@ def fmt(row: dict) -> str:
 HEADER = "| design | step | train CPU min | loss | found | colour | direction | moved px |\n|---|---|---|---|---|---|---|---|"
 
 
-def reference_rows(probe: Probe, captions, evalset) -> list[dict]:
-    """Detector floor and chance levels, measured by the same code."""
+def reference_rows(probe: Probe, captions, evalset, space: Space) -> list[dict]:
+    """Detector floor and chance levels, measured by the same code (and the VAE's round trip: its ceiling)."""
     truth, idx = evalset
     g = torch.Generator().manual_seed(123)
     shuffled = idx[torch.randperm(len(idx), generator=g)]
     noise = torch.rand(truth.shape, generator=g) * 2 - 1
     rows = []
-    for name, video, ids in (("ground truth", truth, idx), ("truth, shuffled captions", truth, shuffled),
-                             ("uniform noise", noise, idx), ("frame 0 frozen", truth[:, :, :1].expand_as(truth), idx)):
+    refs = [("ground truth", truth, idx), ("truth, shuffled captions", truth, shuffled), ("uniform noise", noise, idx),
+            ("frame 0 frozen", truth[:, :, :1].expand_as(truth), idx)]
+    if space.vae is not None:
+        refs.append(("VAE round trip", space.decode(space.encode(truth)), idx))
+    for name, video, ids in refs:
         rows.append({"design": name, "step": 0, "train_min": 0.0, "loss": float("nan"), **measure(video, probe, captions, ids)})
     return rows
 
@@ -313,25 +365,41 @@ def main(argv=None) -> None:
     p.add_argument("--shift", type=float, default=1.0, help="timestep shift of a whole clip, training and sampling")
     p.add_argument("--image-share", type=float, default=0.0, help="share of steps trained on first frames alone")
     p.add_argument("--first-share", type=float, default=0.5, help="mix, two-stage: share of clips with frame 0 given")
+    p.add_argument("--given-noise", type=float, default=0.0, help="FlowConfig.given_noise: given frames lightly noised")
+    p.add_argument("--save", help="write each design's final weights to SAVE-DESIGN.safetensors")
+    p.add_argument("--vae", help="model directory: the DiT works on its VAE's latents (clips encoded once, --pool)")
+    p.add_argument("--per-frame", action="store_true", help="--vae: each frame encoded as an image (no time compression)")
+    p.add_argument("--pool", type=int, default=2048, help="--vae: training clips encoded once")
     p.add_argument("--lag", type=float, default=1.0, help="stagger: how far the last frame trails frame 0 in t")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    probe = Probe(size=args.size, frames=args.frames, directions=args.directions, start=args.start)
+    scale = args.size / 16  # geometry as at 16 px: radius 2.5, 1 px per frame
+    probe = Probe(size=args.size, frames=args.frames, directions=args.directions, start=args.start,
+                  radius=2.5 * scale, speed=1.0 * scale)
     captions = probe.captions()
+    space = Space(args.vae, args.per_frame)
     from tenku.models.text import load_text_encoder
 
     text_all, mask_all = load_text_encoder().encode([c for c, _, _ in captions])  # (K, L, 384), (K, L)
     evalset = make_batch(probe, captions, args.eval_count, torch.Generator().manual_seed(10_000 + args.seed))
-    print(f"probe: {probe}; {len(captions)} captions; DiT {count_params(build(args)) / 1e6:.2f}M parameters;"
-          f" batch {args.batch}, lr {args.lr}, {args.sample_steps} Euler steps, guidance {args.guidance}")
+    pool = None
+    if space.vae is not None:
+        t0 = time.perf_counter()
+        clips, idx = make_batch(probe, captions, args.pool, torch.Generator().manual_seed(20_000 + args.seed))
+        pool = (space.encode(clips), idx)
+        print(f"latent pool: {args.pool} clips encoded in {time.perf_counter() - t0:.0f} s, {tuple(pool[0].shape[1:])}")
+    args.latent_shape = tuple(space.encode(evalset[0][:1]).shape[2:])
+    print(f"probe: {probe}; {len(captions)} captions; space {'pixels' if space.vae is None else args.vae}; DiT"
+          f" {count_params(build(args, space.channels)) / 1e6:.2f}M parameters; batch {args.batch}, lr {args.lr},"
+          f" {args.sample_steps} Euler steps, guidance {args.guidance}, shift {args.shift}")
     print(HEADER)
-    for row in reference_rows(probe, captions, evalset):
+    for row in reference_rows(probe, captions, evalset, space):
         print(fmt(row))
     for design in args.designs:
-        train_design(design, probe, captions, text_all, mask_all, evalset, args)
+        train_design(design, probe, captions, text_all, mask_all, evalset, args, space, pool)
 
 
 if __name__ == "__main__":
