@@ -103,8 +103,10 @@ class VideoWriter:
         self._stream.height = height + height % 2
         self._stream.width = width + width % 2
         self._stream.pix_fmt = self.pix_fmt
-        # Low CRF keeps the exact colours that WorldBench reads back.
-        self._stream.options = {"crf": str(self.crf), "preset": "medium"}
+        # Low CRF keeps the exact colours that WorldBench reads back. x264's macroblock-tree rate control made
+        # the bytes of the same frames differ from one write to the next (even on one thread); without it the
+        # same seed gives the same file.
+        self._stream.options = {"crf": str(self.crf), "preset": "medium", "x264-params": "mbtree=0"}
 
     def write(self, frames) -> None:
         frames = _to_numpy(frames)  # (T, H, W, 3)
