@@ -2,7 +2,7 @@
 scored like generated videos. This is the best a DiT on that VAE's latents can score, so it separates what
 the VAE loses from what the DiT has not learnt. Several model directories are compared side by side.
 
-    nice .venv/bin/python bench/vae_ceiling.py MODEL_DIR [MODEL_DIR ...] [--split id] [--count 32] [--seed 0]
+    nice .venv/bin/python bench/vae_ceiling.py MODEL_DIR [MODEL_DIR ...] [--split id] [--mix full] [--count 32]
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("models", nargs="+", help="model directories (config.json + vae.safetensors)")
     ap.add_argument("--split", default="id")
+    ap.add_argument("--mix", default="full", help="scene mix of the split (tenku.world.sample.MIXES)")
     ap.add_argument("--count", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--frames", type=int, default=17)
@@ -57,7 +58,7 @@ def main(argv=None) -> int:
     psnrs = {m: [] for m in args.models}
     with tempfile.TemporaryDirectory() as tmp:
         manifest = make_dataset(Path(tmp), args.count, args.split, seed=args.seed, frames=(args.frames,),
-                                workers=1, progress=False)
+                                workers=1, progress=False, mix=args.mix)
         for line in read_records(manifest):
             scene = Scene.from_dict(line["scene"], line["fps"], line["height"], line["width"])
             spec = spec_from_scene(line["scene"], line["fps"])
@@ -68,7 +69,7 @@ def main(argv=None) -> int:
                 rows[m].append(score_clip(rec, line["fps"], spec)[0])
                 psnrs[m].append(p)
     names = list(rows)
-    print(f"WorldBench on VAE round trips: split {args.split}, {args.count} clips, seed {args.seed}, "
+    print(f"WorldBench on VAE round trips: split {args.split} ({args.mix} mix), {args.count} clips, seed {args.seed}, "
           f"{args.frames} frames, raw rendered frames (no H.264)\n")
     print("| metric | " + " | ".join(names) + " |")
     print("|---|" + "---|" * len(names))

@@ -1,71 +1,72 @@
 #!/usr/bin/env bash
-# Reproduce the shipped default model (preset world-xs) from nothing: make Tenku World, train the VAE,
-# cache latents, train the DiT, ship the EMA weights in half precision into tenku/assets/world-xs.
+# Reproduce the shipped default model (preset world-xs, issue 15's recipe) from nothing but this repository:
+# train the local-time VAE, make the `simple` Tenku World (one object: uniform motion, bounces, falls), cache
+# its latents, train the factorised DiT from scratch, ship the EMA weights in half precision into
+# tenku/assets/world-xs.
 #
 #   scripts/train_default.sh                         # whole recipe (resumes any stage that was interrupted)
-#   VAE_MINUTES=40 DIT_MINUTES=60 scripts/train_default.sh
-#   VAE_MINUTES=0 scripts/train_default.sh           # 0 minutes: no more training of that stage, export only
-#   DIT_INIT=runs/old-dit/model scripts/train_default.sh   # start the DiT from an earlier run's weights (after
-#                                                    # more VAE training its latents drift; fine-tuning beats restarting)
-#   ANNEAL_STEPS=7000 DIT_MINUTES=0 scripts/train_default.sh  # then anneal the DiT: cosine LR decay to 5% over
-#                                                    # 7,000 steps, from its weights; ships the annealed one
+#   VAE_MINUTES=60 DIT_STEPS=8344 ANNEAL_END=11800 scripts/train_default.sh   # the shipped run's figures
 #
-# Each stage trains for a wall-clock budget, then finishes its run (export) from the last checkpoint; rerun
-# the script to continue training from where it stopped (it resumes, it never starts over).
+# The VAE trains for a budget of training minutes, the DiT for a number of steps at a constant learning rate,
+# then forks into an anneal (cosine decay ending at step ANNEAL_END). Every stage checkpoints every 100 steps
+# and exports its model; rerun the script to continue from the last checkpoint (it resumes, never starts over).
+# The VAE is warm-started from the previous default's VAE (commit ffb436a, read from git): its kernel-3 causal
+# time convs folded into the local VAE's (tenku.models.vae.fold_time_taps), then fine-tuned.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 T=.venv/bin/tenku
 VAE_MINUTES=${VAE_MINUTES:-60}
-DIT_MINUTES=${DIT_MINUTES:-120}
-CACHE_CLIPS=${CACHE_CLIPS:-12000}
+DIT_STEPS=${DIT_STEPS:-8344}
+ANNEAL_END=${ANNEAL_END:-11800}
+DIT_CLIPS=${DIT_CLIPS:-8000}
 
-# 1. The world: 20,000 training clips at three aspect ratios, 1 to 33 frames, 8 fps.
-[ -f data/world-train/manifest.jsonl ] || $T world make --out data/world-train --count 20000 --split train \
-    --seed 0 --sizes 64x64 48x80 80x48 --frames-choices 1 9 17 33 --fps 8
-
-# run_for MINUTES RUN_DIR ARGS...: train (resuming if the run exists) for a time budget, then export.
-run_for() {
-  local minutes=$1 run=$2; shift 2
+# train RUN_DIR ARGS...: train into RUN_DIR, resuming if it holds a run; it exports RUN_DIR/model at the end.
+train() {
+  local run=$1; shift
   local resume=(); [ -f "$run/config.json" ] && resume=(--resume)
-  [ "$minutes" -gt 0 ] && { timeout --signal=KILL "${minutes}m" nice $T train "$@" --out "$run" "${resume[@]}" || true; }
-  local step; step=$(last_step "$run")
-  $T train "$@" --out "$run" --resume --steps "$step"   # 0 more steps: export $run/model from the checkpoint
+  nice $T train "$@" --out "$run" "${resume[@]}"
 }
 last_step() { ls "$1/checkpoints" | grep -v '\.tmp$' | sed 's/step_0*//' | sort -n | tail -1; }  # complete only
 
-# 2. The VAE.
-run_for "$VAE_MINUTES" runs/world-xs-vae vae --config recipes/world-xs-vae.yaml --data data/world-train/manifest.jsonl
-
-# The live weights, with latent stats measured for them: on short runs the EMA still lags far behind.
-.venv/bin/python scripts/export_vae.py runs/world-xs-vae runs/world-xs-vae/live
-
-# 3. Latents + text states for a subset of the clips, once per VAE checkpoint and clip count (latents of another
-#    VAE are stale; `tenku cache` refuses to resume into a folder made from another manifest).
-head -n "$CACHE_CLIPS" data/world-train/manifest.jsonl > data/world-train/subset.jsonl
-CACHE=data/world-xs-cache/vae-step-$(last_step runs/world-xs-vae)-clips-$CACHE_CLIPS  # a cache holds one manifest
-$T cache --model runs/world-xs-vae/live --manifest data/world-train/subset.jsonl --out "$CACHE" \
-    --buckets 64x64 48x80 80x48 --frames 1 9 17 -q
-
-# 4. The DiT.
-dit_init=(); [ -n "${DIT_INIT:-}" ] && dit_init=(--init "$DIT_INIT")
-run_for "$DIT_MINUTES" runs/world-xs-dit dit --config recipes/world-xs-dit.yaml --data "$CACHE" \
-    --vae runs/world-xs-vae/live "${dit_init[@]}"
-
-# 4b. Optional anneal. A fixed step count, not a time budget: a cosine schedule needs to know its end. Resumes.
-SHIP=runs/world-xs-dit/model
-if [ "${ANNEAL_STEPS:-0}" -gt 0 ]; then
-  resume=(); [ -f runs/world-xs-dit-anneal/config.json ] && resume=(--resume)
-  nice $T train dit --config recipes/world-xs-dit.yaml --set schedule=cosine --set min_lr_ratio=0.05 \
-      --set warmup_steps=100 --steps "$ANNEAL_STEPS" --data "$CACHE" --vae runs/world-xs-vae/live \
-      --init runs/world-xs-dit/model --out runs/world-xs-dit-anneal "${resume[@]}"
-  SHIP=runs/world-xs-dit-anneal/model
+# 1. The VAE: the previous default's VAE as the starting point, then the local-time recipe on 2,048 clips at
+#    three aspect ratios and the DiT's clip lengths (1 and 17 frames), 16 held-out clips.
+prev=runs/world-xs-ffb436a
+if [ ! -f "$prev/vae.safetensors" ]; then
+  mkdir -p "$prev"
+  for f in config.json vae.safetensors dit.safetensors; do
+    git show "ffb436a:tenku/assets/world-xs/$f" > "$prev/$f"
+  done
 fi
+[ -f data/vae-train/manifest.jsonl ] || $T world make --out data/vae-train --count 2048 --split train --seed 1 \
+    --sizes 64x64 48x80 80x48 --frames-choices 1 17 17 33
+[ -f data/vae-val/manifest.jsonl ] || $T world make --out data/vae-val --count 16 --split train --seed 2 \
+    --height 64 --width 64 --frames 17
+train runs/world-xs-vae-local vae --config recipes/world-xs-vae-local.yaml --init "$prev" --frames 1 17 \
+    --data data/vae-train/manifest.jsonl --val-data data/vae-val/manifest.jsonl --set max_train_minutes="$VAE_MINUTES"
 
-# 5. Ship: EMA weights in float16 inside the package.
-SHIP=$SHIP .venv/bin/python - <<'PY'
-import os
+# 2. The DiT's data: the `simple` mix, 64x64, a quarter single frames (the image stage), cached once with the VAE.
+DATA=data/world-simple-$DIT_CLIPS
+[ -f "$DATA/manifest.jsonl" ] || $T world make --out "$DATA" --count "$DIT_CLIPS" --split train --seed 0 \
+    --mix simple --height 64 --width 64 --frames-choices 1 17 17 17 -q
+CACHE=data/world-simple-cache/vae-step-$(last_step runs/world-xs-vae-local)-clips-$DIT_CLIPS
+$T cache --model runs/world-xs-vae-local/model --manifest "$DATA/manifest.jsonl" --out "$CACHE" \
+    --buckets 64x64 --frames 1 17 -q
+
+# 3. The DiT, from scratch: factorised (frame 0 as an image, then animated), timesteps shifted toward noise, a
+#    constant learning rate, with a small WorldBench pass every 1,000 steps in metrics.jsonl; then the anneal,
+#    forked from its last checkpoint (the LR schedule is a function of the step).
+wb=(--set worldbench_every=1000 --set worldbench_mix=simple --set worldbench_count=32 --set worldbench_animate=true)
+train runs/world-xs-dit-2stage dit --config recipes/world-xs-dit-2stage-s6.yaml --data "$CACHE" \
+    --vae runs/world-xs-vae-local/model --steps "$DIT_STEPS" "${wb[@]}"
+[ -d runs/world-xs-dit-2stage-anneal ] || { cp -r runs/world-xs-dit-2stage runs/world-xs-dit-2stage-anneal
+                                           rm -rf runs/world-xs-dit-2stage-anneal/model; }
+train runs/world-xs-dit-2stage-anneal dit --config recipes/world-xs-dit-2stage-s6-anneal.yaml --data "$CACHE" \
+    --vae runs/world-xs-vae-local/model --steps "$ANNEAL_END" "${wb[@]}"
+
+# 4. Ship: EMA weights in float16 inside the package.
+.venv/bin/python - <<'PY'
 import torch
 from tenku.checkpoint import load_model_dir, save_model_dir
-cfg, vae, dit = load_model_dir(os.environ["SHIP"])
+cfg, vae, dit = load_model_dir("runs/world-xs-dit-2stage-anneal/model")
 print(save_model_dir("tenku/assets/world-xs", cfg, vae, dit, dtype=torch.float16))
 PY
