@@ -85,7 +85,7 @@ def main():
 
 def command(args, out: str) -> list[str]:
     cmd = ["generate", args.prompt, "-q", "-o", out]
-    return cmd + (["--model", args.model] if args.model else [])
+    return cmd + (["--model", str(Path(args.model).resolve())] if args.model else [])  # runs run in a temp dir
 
 
 def wall_times(args, envs: dict[str, dict]) -> tuple[dict, dict]:

@@ -68,5 +68,6 @@ train runs/world-xs-dit-2stage-anneal dit --config recipes/world-xs-dit-2stage-s
 import torch
 from tenku.checkpoint import load_model_dir, save_model_dir
 cfg, vae, dit = load_model_dir("runs/world-xs-dit-2stage-anneal/model")
+cfg.sample.steps = 10  # WorldBench `id` at 10 steps equals 20 within noise (README "The default model")
 print(save_model_dir("tenku/assets/world-xs", cfg, vae, dit, dtype=torch.float16))
 PY
