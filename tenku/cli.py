@@ -38,15 +38,19 @@ def cmd_generate(args) -> int:
     out = _output_path(args.output, pipe.check(request).one_frame)
     check_writable(out)  # a folder or an unwritable path fails now, not after the video is made
     # 2. Generate, streaming into the file.
-    bar = tqdm(desc="sampling", unit="step", disable=args.quiet, file=sys.stderr)
+    bar = None  # made at the first step, when its total is known (an empty bar would print "0step" first)
 
     def progress(step, total):
-        if bar.total != total:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc="sampling", unit="step", disable=args.quiet, file=sys.stderr)
+        elif bar.total != total:
             bar.reset(total)
         bar.update(step - bar.n)
 
     pipe.save(request, out, progress)
-    bar.close()
+    if bar is not None:
+        bar.close()
     print(out)
     return 0
 
