@@ -72,6 +72,9 @@ def main(argv=None) -> None:
     p.add_argument("--clips", type=int, default=8, help="training clips of the pair")
     p.add_argument("--eval", type=int, default=24, help="evaluation clips of the pair (another seed)")
     p.add_argument("--rank", type=int, default=8)
+    p.add_argument("--recipe", default=str(ROOT / "recipes" / "world-xs-dit-2stage-s6.yaml"),
+                   help="the base model's training recipe (its conditioning mix); the model itself comes from --model")
+    p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--minutes", type=float, default=10, help="training minutes")
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "lora")
     args = p.parse_args(argv)
@@ -80,9 +83,9 @@ def main(argv=None) -> None:
     cache, run = args.out / "cache", args.out / "run"
     tenku("cache", "--model", args.model, "--manifest", str(train_m), "--out", str(cache), "-q")
     sets = {"init_from": args.model, "lora_rank": args.rank, "max_train_minutes": args.minutes, "batch_size": 8,
-            "lr": 1e-3, "warmup_steps": 20, "steps": 100000, "checkpoint_every": 100, "progress": "false",
+            "lr": args.lr, "warmup_steps": 20, "steps": 100000, "checkpoint_every": 100, "progress": "false",
             "compile": "off"}  # a short run: compiling would take a good part of it
-    cmd = ["train", "dit", "--config", str(ROOT / "recipes" / "world-xs-dit.yaml"), "--data", str(cache), "--out", str(run)] + [x for k, v in sets.items() for x in ("--set", f"{k}={v}")]
+    cmd = ["train", "dit", "--config", args.recipe, "--data", str(cache), "--out", str(run)] + [x for k, v in sets.items() for x in ("--set", f"{k}={v}")]
     tenku(*cmd, *(["--resume"] if (run / "config.json").is_file() else []))
     before = score(args.model, eval_m, args.out / "before", None)
     after = score(args.model, eval_m, args.out / "after", run / "lora")
