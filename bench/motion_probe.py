@@ -172,26 +172,26 @@ class Space:
 
     @torch.no_grad()
     def encode(self, video: torch.Tensor) -> torch.Tensor:
-        """(n, 3, T, S, S) pixels in [-1, 1] -> what the DiT models, in chunks of 32 clips."""
+        """(n, 3, T, S, S) pixels in [-1, 1] -> what the DiT models: (n, C, T', s, s)."""
         if self.vae is None:
             return video
-        if self.per_frame:  # (n, 3, T, S, S) -> (n * T, 3, 1, S, S) images -> (n, C, T, s, s)
-            n, _, T = video.shape[:3]
-            images = video.transpose(1, 2).flatten(0, 1)[:, :, None]  # (n * T, 3, 1, S, S)
-            z = torch.cat([self.vae.encode_latents(v, chunked=False) for v in images.split(256)])  # (n * T, C, 1, s, s)
-            return z[:, :, 0].unflatten(0, (n, T)).transpose(1, 2).contiguous()
-        return torch.cat([self.vae.encode_latents(v, chunked=False) for v in video.split(32)])
+        return self._apply(lambda v: self.vae.encode_latents(v, chunked=False), video)
 
     @torch.no_grad()
     def decode(self, x: torch.Tensor) -> torch.Tensor:
+        """(n, C, T', s, s) -> (n, 3, T, S, S) pixels."""
         if self.vae is None:
             return x
-        if self.per_frame:
-            n, _, T = x.shape[:3]
-            frames = torch.cat([self.vae.decode(self.vae.denormalize(z), chunked=False)
-                                for z in x.transpose(1, 2).flatten(0, 1)[:, :, None].split(256)])  # (n * T, 3, 1, S, S)
-            return frames[:, :, 0].unflatten(0, (n, T)).transpose(1, 2).contiguous()
-        return torch.cat([self.vae.decode(self.vae.denormalize(z), chunked=False) for z in x.split(32)])
+        return self._apply(lambda z: self.vae.decode(self.vae.denormalize(z), chunked=False), x)
+
+    def _apply(self, fn, x: torch.Tensor) -> torch.Tensor:
+        """fn over clips in chunks of 32, or (per_frame) over every frame as a one-frame video in chunks of 256."""
+        if not self.per_frame:
+            return torch.cat([fn(v) for v in x.split(32)])
+        n, T = x.shape[0], x.shape[2]
+        images = x.transpose(1, 2).flatten(0, 1)[:, :, None]  # (n * T, C, 1, H, W)
+        y = torch.cat([fn(v) for v in images.split(256)])  # (n * T, C', 1, H', W')
+        return y[:, :, 0].unflatten(0, (n, T)).transpose(1, 2).contiguous()  # (n, C', T, H', W')
 
 
 def build(args, channels: int = 3) -> DiT:
@@ -278,7 +278,8 @@ def generate(model: DiT, design: str, text, mask, truth: torch.Tensor, args, see
 
 
 def train_design(design: str, probe: Probe, captions, text_all, mask_all, evalset, args, space: Space,
-                 pool=None) -> list[dict]:
+                 eval_x: torch.Tensor, pool=None) -> list[dict]:
+    """eval_x: the evaluation clips in the model's space (encoded once), for the given frames."""
     torch.manual_seed(args.seed)
     model = build(args, space.channels)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
@@ -303,10 +304,10 @@ def train_design(design: str, probe: Probe, captions, text_all, mask_all, evalse
         spent += time.perf_counter() - t0
         losses.append(loss.item())
         if step % args.eval_every == 0 or step == args.steps:
-            truth, idx_e = evalset
+            idx_e = evalset[1]
             # Models that learnt image-to-video are also scored animating the true frame 0: the motion alone.
             for mode in (design, "i2v") if design in ("mix", "two-stage", "stagger") else (design,):
-                out = space.decode(generate(model, mode, text_all[idx_e], mask_all[idx_e], space.encode(truth), args,
+                out = space.decode(generate(model, mode, text_all[idx_e], mask_all[idx_e], eval_x, args,
                                             args.seed + 2, fcfg))
                 name = design if mode == design else f"{design}, animating true frame 0"
                 row = {"design": name, "step": step, "train_min": spent / 60, "loss": sum(losses) / len(losses),
@@ -329,7 +330,7 @@ def fmt(row: dict) -> str:
 HEADER = "| design | step | train CPU min | loss | found | colour | direction | moved px |\n|---|---|---|---|---|---|---|---|"
 
 
-def reference_rows(probe: Probe, captions, evalset, space: Space) -> list[dict]:
+def reference_rows(probe: Probe, captions, evalset, space: Space, eval_x: torch.Tensor) -> list[dict]:
     """Detector floor and chance levels, measured by the same code (and the VAE's round trip: its ceiling)."""
     truth, idx = evalset
     g = torch.Generator().manual_seed(123)
@@ -339,7 +340,7 @@ def reference_rows(probe: Probe, captions, evalset, space: Space) -> list[dict]:
     refs = [("ground truth", truth, idx), ("truth, shuffled captions", truth, shuffled), ("uniform noise", noise, idx),
             ("frame 0 frozen", truth[:, :, :1].expand_as(truth), idx)]
     if space.vae is not None:
-        refs.append(("VAE round trip", space.decode(space.encode(truth)), idx))
+        refs.append(("VAE round trip", space.decode(eval_x), idx))
     for name, video, ids in refs:
         rows.append({"design": name, "step": 0, "train_min": 0.0, "loss": float("nan"), **measure(video, probe, captions, ids)})
     return rows
@@ -391,15 +392,16 @@ def main(argv=None) -> None:
         clips, idx = make_batch(probe, captions, args.pool, torch.Generator().manual_seed(20_000 + args.seed))
         pool = (space.encode(clips), idx)
         print(f"latent pool: {args.pool} clips encoded in {time.perf_counter() - t0:.0f} s, {tuple(pool[0].shape[1:])}")
-    args.latent_shape = tuple(space.encode(evalset[0][:1]).shape[2:])
+    eval_x = space.encode(evalset[0])  # the evaluation clips in the model's space, encoded once
+    args.latent_shape = tuple(eval_x.shape[2:])
     print(f"probe: {probe}; {len(captions)} captions; space {'pixels' if space.vae is None else args.vae}; DiT"
           f" {count_params(build(args, space.channels)) / 1e6:.2f}M parameters; batch {args.batch}, lr {args.lr},"
           f" {args.sample_steps} Euler steps, guidance {args.guidance}, shift {args.shift}")
     print(HEADER)
-    for row in reference_rows(probe, captions, evalset, space):
+    for row in reference_rows(probe, captions, evalset, space, eval_x):
         print(fmt(row))
     for design in args.designs:
-        train_design(design, probe, captions, text_all, mask_all, evalset, args, space, pool)
+        train_design(design, probe, captions, text_all, mask_all, evalset, args, space, eval_x, pool)
 
 
 if __name__ == "__main__":
