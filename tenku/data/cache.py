@@ -52,9 +52,12 @@ def shard_name(k: int) -> str:
 
 
 
-def load_cache_models(model_dir: str | Path, device: str | torch.device = "cpu"):
-    """(vae, text_encoder, ModelConfig) from a model directory (config.json + vae.safetensors)."""
+def load_cache_models(model_dir: str | Path, device: str | torch.device = "cpu", text_layers: list[int] | None = None):
+    """(vae, text_encoder, ModelConfig) from a model directory (config.json + vae.safetensors); `text_layers`
+    replaces its config's (the DiT to be trained reads other hidden states than the VAE folder says)."""
     cfg, vae = load_model_dir(model_dir, ("vae",))
+    if text_layers is not None:
+        cfg.text_layers = list(text_layers)
     return vae, text_encoder_for(cfg, device), cfg  # text read the model's way, as raw-clip training reads it
 
 
@@ -73,6 +76,9 @@ def _settings(manifest: Path, vae, encoder, encoder_name: str, cfg: BucketConfig
         "normalized": True,
         "text_encoder": encoder_name,
         "text_dim": int(encoder.dim),
+        # which hidden states (ModelConfig.text_layers); written only when not the last layer's, so caches
+        # made before the setting existed still match
+        **({"text_layers": list(encoder.layers)} if getattr(encoder, "layers", ()) else {}),
     }
 
 
@@ -115,7 +121,8 @@ def _encode_shard(clips: list[Clip], first: int, vae, encoder, cfg: BucketConfig
 
 def cache_manifest(manifest: str | Path, model, out_dir: str | Path, bucket_cfg: BucketConfig | None = None,
                    batch_size: int = 8, shard_size: int = 256, device: str | torch.device = "cpu",
-                   num_workers: int = 0, tile: int | None = None, progress: bool = False) -> Path:
+                   num_workers: int = 0, tile: int | None = None, progress: bool = False,
+                   text_layers: list[int] | None = None) -> Path:
     """Encode `manifest` into `out_dir` (layout: module docstring) and return `out_dir`. Resumes: finished shards
     are skipped.
 
@@ -124,13 +131,14 @@ def cache_manifest(manifest: str | Path, model, out_dir: str | Path, bucket_cfg:
     bucket_cfg: the buckets; default for a model directory: its sample height x width, frames 1 and its sample
         frames, stride = VAE compression x DiT patch. Required when `model` is a tuple.
     tile: VAE encode tile size in pixels for frames too large for memory (None: whole frames).
+    text_layers: the text encoder's hidden states to cache (ModelConfig.text_layers; None: the model directory's).
     """
     manifest, out_dir, device = Path(manifest), Path(out_dir), torch.device(device)
     if shard_size < 1 or batch_size < 1:
         raise ValueError(f"shard_size and batch_size must be >= 1, got {shard_size} and {batch_size}")
     # 1. Models and buckets.
     if isinstance(model, (str, Path)):
-        vae, encoder, mcfg = load_cache_models(model, device)
+        vae, encoder, mcfg = load_cache_models(model, device, text_layers)
         encoder_name = mcfg.text_encoder
         if bucket_cfg is None:
             bucket_cfg = BucketConfig.for_model(mcfg)
@@ -282,7 +290,7 @@ def cmd_cache(args) -> int:
         bucket_cfg = BucketConfig.for_model(load_model_config(args.model), args.buckets, args.frames, args.fps)
     out = cache_manifest(args.manifest, args.model, args.out, bucket_cfg, batch_size=args.batch_size,
                          shard_size=args.shard_size, device=pick_device(args.device), num_workers=args.workers,
-                         tile=args.tile, progress=not args.quiet)
+                         tile=args.tile, progress=not args.quiet, text_layers=args.text_layers)
     ds = LatentDataset(out)
     print(f"{out}: {len(ds)} clips cached, {len(ds.skipped)} skipped")
     for shape, n in bucket_counts(ds.buckets).items():
@@ -306,6 +314,8 @@ def register_cli(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=8, help="clips per VAE encode call")
     p.add_argument("--shard-size", type=int, default=256, help="manifest lines per shard file (the unit of resume)")
     add_device(p, "the VAE and the text encoder")
+    p.add_argument("--text-layers", nargs="+", type=int, metavar="I", help="text encoder hidden states to average per"
+                   " token, 0 = embeddings (the DiT's model_overrides text_layers; default: the model directory's)")
     p.add_argument("--workers", type=int, default=0, help="decoding worker processes")
     p.add_argument("--tile", type=int, help="VAE encode tile size in pixels, for large frames")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

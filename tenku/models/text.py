@@ -69,7 +69,7 @@ class TextEncoder:
     """Encodes prompts with a frozen HF model; repeated prompts come from an LRU cache."""
 
     def __init__(self, path: str | Path, max_length: int = 48, device: str | torch.device = "cpu", cache_size: int = 1024,
-                 convention: str = "tenku", negative_prompt: str = ""):
+                 convention: str = "tenku", negative_prompt: str = "", layers: tuple[int, ...] = ()):
         # Local files only (local_files_only=True on every load): nothing is downloaded at run time, and the
         # process's Hugging Face settings (HF_HUB_OFFLINE) are left to the caller.
         path = Path(path)
@@ -87,6 +87,11 @@ class TextEncoder:
         self.model.eval().requires_grad_(False).to(self.device)
         config = self.model.config
         self.dim = int(getattr(config, "d_model", None) or getattr(config, "hidden_size"))
+        depth = int(getattr(config, "num_hidden_layers", None) or getattr(config, "num_layers"))
+        bad = [i for i in layers if not -(depth + 1) <= i <= depth]
+        if bad:
+            raise ValueError(f"text_layers {bad} out of range: {path.name} has hidden states 0..{depth} (0 = embeddings)")
+        self.layers = tuple(layers)  # hidden states averaged per token; () = the last layer's
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._cache_size = cache_size
 
@@ -96,7 +101,11 @@ class TextEncoder:
             prompts = [wan_clean(p) for p in prompts]
         batch = self.tokenizer(prompts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
         batch = {k: v.to(self.device) for k, v in batch.items() if k in ("input_ids", "attention_mask")}
-        states = self.model(**batch).last_hidden_state.float()  # (B, L, D)
+        out = self.model(**batch, output_hidden_states=bool(self.layers))
+        if self.layers:
+            states = torch.stack([out.hidden_states[i] for i in self.layers]).float().mean(0)  # (B, L, D)
+        else:
+            states = out.last_hidden_state.float()  # (B, L, D)
         lengths = batch["attention_mask"].sum(1).tolist()
         return [s[:n].cpu() for s, n in zip(states, lengths)]  # each (L_i, D)
 
@@ -153,19 +162,22 @@ _ENCODERS: dict[tuple, TextEncoder] = {}
 
 
 def load_text_encoder(name: str = "minilm", max_length: int = 48, device: str | torch.device = "cpu",
-                      convention: str = "tenku", negative_prompt: str = "") -> TextEncoder:
-    """"minilm" (the packaged default) or a local folder; one shared instance per (name, length, device, ...)."""
-    key = (name, max_length, str(device), convention, negative_prompt)
+                      convention: str = "tenku", negative_prompt: str = "", layers: tuple[int, ...] = ()) -> TextEncoder:
+    """"minilm" (the packaged default) or a local folder; one shared instance per (name, length, device, ...).
+    `layers`: the hidden states averaged per token (ModelConfig.text_layers); () = the last layer's."""
+    key = (name, max_length, str(device), convention, negative_prompt, tuple(layers))
     if key not in _ENCODERS:
         path = minilm_path() if name == "minilm" else Path(name)
         if name != "minilm" and not path.is_dir():
             raise FileNotFoundError(
                 f"text encoder {name!r}: not 'minilm' and not a local folder (Tenku never downloads weights;"
                 " point text_encoder in config.json at a local Hugging Face model folder)")
-        _ENCODERS[key] = TextEncoder(path, max_length, device, convention=convention, negative_prompt=negative_prompt)
+        _ENCODERS[key] = TextEncoder(path, max_length, device, convention=convention, negative_prompt=negative_prompt,
+                                     layers=tuple(layers))
     return _ENCODERS[key]
 
 
 def text_encoder_for(cfg: ModelConfig, device: str | torch.device = "cpu") -> TextEncoder:
     """The text encoder of a model, reading text the way the model was trained to (its text_convention)."""
-    return load_text_encoder(cfg.text_encoder, cfg.text_max_length, device, cfg.text_convention, cfg.negative_prompt)
+    return load_text_encoder(cfg.text_encoder, cfg.text_max_length, device, cfg.text_convention, cfg.negative_prompt,
+                             tuple(cfg.text_layers))

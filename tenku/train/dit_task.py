@@ -49,6 +49,9 @@ def check_cache(settings: dict | None, mcfg, vae: nn.Module | None) -> None:
     if settings.get("text_dim", mcfg.dit.text_dim) != mcfg.dit.text_dim:
         raise ValueError(f"the latent cache holds {settings['text_dim']}-d text states ({settings.get('text_encoder')}),"
                          f" the DiT expects text_dim {mcfg.dit.text_dim}")
+    if list(settings.get("text_layers", [])) != list(mcfg.text_layers):
+        raise ValueError(f"the latent cache holds text states of hidden layers {settings.get('text_layers') or 'last'},"
+                         f" the model reads {mcfg.text_layers or 'the last'} (text_layers): re-cache with this model's config")
     if vae is not None and "vae_sha256" in settings and state_sha256(vae) != settings["vae_sha256"]:
         warnings.warn("the latent cache was encoded with a different VAE (or latent statistics) than --vae/--init:"
                       " samples and the exported model will decode latents the DiT was not trained on", stacklevel=2)

@@ -157,3 +157,23 @@ def test_cache_cli_bad_input_exits_2_with_a_message(setup, tmp_path, capsys):
             main(base + bad)
         assert e.value.code == 2 and says in capsys.readouterr().err
     assert main(base) == 2 and "tenku: error: " in capsys.readouterr().err  # no model directory there
+
+
+def test_cached_text_layers_must_match_the_model(setup, tmp_path):
+    from tenku.cli import main
+    from tenku.pipeline import init_model
+    from tenku.train.dit_task import check_cache
+
+    d, _ = setup
+    init_model(tmp_path / "model", "tiny")
+    rc = main(["cache", "--model", str(tmp_path / "model"), "--manifest", str(d / "m.jsonl"), "--out",
+               str(tmp_path / "out"), "--buckets", "32x32", "--frames", "1", "5", "--text-layers", "3", "6", "-q"])
+    ds = LatentDataset(tmp_path / "out")
+    assert rc == 0 and ds.settings["text_layers"] == [3, 6]
+    tiny, layered = preset("tiny"), preset("tiny")
+    layered.text_layers = [3, 6]
+    check_cache(ds.settings, layered, None)  # matches: no error
+    with pytest.raises(ValueError, match="text_layers"):
+        check_cache(ds.settings, tiny, None)  # a model reading the last layer would see other states
+    with pytest.raises(ValueError, match="text_layers"):
+        check_cache({"text_dim": 384}, layered, None)  # an older cache holds the last layer

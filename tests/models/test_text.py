@@ -67,3 +67,29 @@ def test_minilm_loads_through_its_own_class_exactly_as_auto_model_does(enc):
     batch = enc.tokenizer(["a red ball bounces to the right", "two balls"], padding=True, return_tensors="pt")
     with torch.no_grad():
         assert torch.equal(enc.model(**batch).last_hidden_state, ref(**batch).last_hidden_state)
+
+
+def test_text_layers_average_the_chosen_hidden_states(enc):
+    from tenku.models.text import TextEncoder, minilm_path
+
+    prompts = ["a ruby orb sails skyward", "a red ball"]
+    last, mask = enc.encode(prompts)
+    same, _ = load_text_encoder("minilm", 48, layers=(-1,)).encode(prompts)
+    torch.testing.assert_close(same, last)  # the last layer alone is the default
+    mid, mid_mask = load_text_encoder("minilm", 48, layers=(3, 6)).encode(prompts)
+    assert torch.equal(mid_mask, mask) and not torch.allclose(mid, last, atol=1e-2)
+    batch = enc.tokenizer(prompts[:1], return_tensors="pt")
+    hs = enc.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=True).hidden_states
+    torch.testing.assert_close(mid[0, : mask[0].sum()], (hs[3][0] + hs[6][0]) / 2, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="out of range"):
+        TextEncoder(minilm_path(), 8, layers=(7,))  # MiniLM has hidden states 0..6
+
+
+def test_model_config_text_layers_round_trip_and_reject_repeats():
+    from tenku.config import ModelConfig
+
+    cfg = ModelConfig(text_layers=[3, 6])
+    assert ModelConfig.from_dict(cfg.to_dict()).text_layers == [3, 6]
+    assert ModelConfig.from_dict({}).text_layers == []  # configs written before the field read the last layer
+    with pytest.raises(ValueError, match="repeat"):
+        ModelConfig(text_layers=[3, 3])
