@@ -2,7 +2,8 @@
 
 `paraphrase` captions use only held-out words (tenku.vocab: "ruby" for red, "in the direction of the left
 border" for left); a DiT trained on the train words can only map them through the text encoder's states. This
-bench asks MiniLM directly, per hidden layer (0 = the embedding layer, 6 = the last, which Tenku conditions on):
+bench asks MiniLM directly, per hidden layer (0 = the embedding layer, 6 = the last, which Tenku conditions on by default), and the mean of
+several layers (ModelConfig.text_layers):
 
 - nearest word: each held-out word's state (mean over its tokens, inside the same sentence frames as the train
   words) is given the class of the nearest train word's state (cosine);
@@ -13,7 +14,7 @@ bench asks MiniLM directly, per hidden layer (0 = the embedding layer, 6 = the l
   held-out figures should be compared with), and `shuffled labels` fits the regression to permuted classes
   (the chance level as measured; 1/classes is printed too).
 
-    nice .venv/bin/python bench/text_probe.py [--layers 0 1 2 3 4 5 6] [--threads 1]
+    nice .venv/bin/python bench/text_probe.py [--layers 0 1 2 3 4 5 6] [--mixes 3,6 2,3,4,5] [--threads 1]
 """
 
 from __future__ import annotations
@@ -104,6 +105,8 @@ def left_out(x, y, words, classes: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--layers", type=int, nargs="+", default=list(range(7)), help="hidden layers (0 = embeddings)")
+    ap.add_argument("--mixes", nargs="*", default=["3,6", "2,3,4,5", "0,1,2,3,4,5,6"],
+                    help="also rows for the mean of these layers (comma-separated), as ModelConfig.text_layers reads them")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -116,8 +119,9 @@ def main() -> None:
         k = len(table)
         tx, ty, tw = collect(encoder, table, frames, held=False)
         hx, hy, _ = collect(encoder, table, frames, held=True)
-        for layer in args.layers:
-            a, b = tx[:, layer], hx[:, layer]
+        mixes = [(str(i), [i]) for i in args.layers] + [(f"mean {m}", [int(i) for i in m.split(",")]) for m in args.mixes]
+        for layer, ix in mixes:
+            a, b = tx[:, ix].mean(1), hx[:, ix].mean(1)
             nn_acc = (nearest(a, ty, b) == hy).float().mean().item()
             lin_acc = (linear_probe(a, ty, b, k) == hy).float().mean().item()
             loo = left_out(a, ty, tw, k)
