@@ -16,6 +16,11 @@ Designs (--designs, any of):
     forcing    t2v with an independent noise level per frame (diffusion forcing); evaluated as t2v
     stagger    trained like forcing; sampled with a staggered schedule (frame k trails frame 0 by
                `--lag` x k / (T - 1) in t, so early frames are decided first: a rolling, image-led t2v)
+Wording (--wording): `fixed` is one caption per colour and direction; `varied` trains on every train wording
+of tenku.vocab (3 colour words x 3 direction phrases each) and also scores clips captioned only with held-out
+words (rows "..., paraphrase"), as WorldBench's `paraphrase` split does; `--text-layers` picks the text
+encoder's hidden states the DiT reads (ModelConfig.text_layers; bench/text_probe.py says which keep the
+held-out words apart).
 Starts (--start): `inside` puts the ball where its whole path stays in view (where it starts depends on
 where it goes); `bounce` starts it anywhere and reflects it off the walls (any start works for any motion).
 
@@ -47,6 +52,7 @@ from tenku import flow  # noqa: E402
 from tenku.config import DiTConfig, FlowConfig  # noqa: E402
 from tenku.models.dit import DiT, count_params  # noqa: E402
 from tenku.flow.sampler import Conditioning, GuidedVelocity, sample  # noqa: E402
+from tenku.vocab import COLOR_WORDS, DIRECTION_WORDS  # noqa: E402
 
 COLORS = {"red": (1.0, 0.15, 0.15), "green": (0.15, 0.9, 0.2), "blue": (0.2, 0.35, 1.0), "yellow": (1.0, 0.9, 0.1)}
 DIRECTIONS = {  # caption phrase -> unit (dx, dy) in image coordinates (y down)
@@ -54,6 +60,7 @@ DIRECTIONS = {  # caption phrase -> unit (dx, dy) in image coordinates (y down)
     "up and to the right": (1, -1), "up and to the left": (-1, -1),
     "down and to the right": (1, 1), "down and to the left": (-1, 1),
 }
+VOCAB_DIRECTION = {d: d.replace("to the ", "").replace(" and ", "-") for d in DIRECTIONS}  # -> tenku.vocab key
 DESIGNS = ("t2v", "i2v", "mix", "two-stage", "forcing", "stagger")
 
 
@@ -71,9 +78,16 @@ class Probe:
         """Frames over which the captioned direction holds: the whole clip, or the free flight of a bounce."""
         return self.frames - 1 if self.start == "inside" else min(self.free, self.frames - 1)
 
-    def captions(self) -> list[tuple[str, str, str]]:
+    def captions(self, wording: str = "fixed", held: bool = False) -> list[tuple[str, str, str]]:
+        """(caption, colour, direction) for every caption a clip may have. "fixed": one wording per colour and
+        direction; "varied": every train wording of tenku.vocab, or (held) every held-out one, as the world's
+        `paraphrase` split words them."""
         dirs = list(DIRECTIONS)[: self.directions]
-        return [(f"a {c} ball moves {d}", c, d) for c in COLORS for d in dirs]
+        if wording == "fixed":
+            return [(f"a {c} ball moves {d}", c, d) for c in COLORS for d in dirs]
+        col = int(held)
+        return [(f"a {cw} ball moves {dw}", c, d) for c in COLORS for d in dirs
+                for cw in COLOR_WORDS[c][col] for dw in DIRECTION_WORDS[VOCAB_DIRECTION[d]][col]]
 
     def path(self, direction: str, g: torch.Generator) -> torch.Tensor:
         """Ball centre per frame, (T, 2) in px (x, y)."""
@@ -278,8 +292,9 @@ def generate(model: DiT, design: str, text, mask, truth: torch.Tensor, args, see
 
 
 def train_design(design: str, probe: Probe, captions, text_all, mask_all, evalset, args, space: Space,
-                 eval_x: torch.Tensor, pool=None) -> list[dict]:
-    """eval_x: the evaluation clips in the model's space (encoded once), for the given frames."""
+                 eval_x: torch.Tensor, pool=None, paraphrase=None) -> list[dict]:
+    """eval_x: the evaluation clips in the model's space (encoded once), for the given frames. paraphrase:
+    (captions, text, mask, evalset, eval_x) of held-out wordings, scored too at every evaluation."""
     torch.manual_seed(args.seed)
     model = build(args, space.channels)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
@@ -312,6 +327,12 @@ def train_design(design: str, probe: Probe, captions, text_all, mask_all, evalse
                 name = design if mode == design else f"{design}, animating true frame 0"
                 row = {"design": name, "step": step, "train_min": spent / 60, "loss": sum(losses) / len(losses),
                        **measure(out, probe, captions, idx_e)}
+                rows.append(row)
+                print(fmt(row), flush=True)
+            if paraphrase is not None:
+                caps_p, text_p, mask_p, (_, idx_p), x_p = paraphrase
+                out = space.decode(generate(model, design, text_p[idx_p], mask_p[idx_p], x_p, args, args.seed + 2, fcfg))
+                row = {**rows[-1], "design": f"{design}, paraphrase", **measure(out, probe, caps_p, idx_p)}
                 rows.append(row)
                 print(fmt(row), flush=True)
             losses = []
@@ -372,6 +393,10 @@ def main(argv=None) -> None:
     p.add_argument("--per-frame", action="store_true", help="--vae: each frame encoded as an image (no time compression)")
     p.add_argument("--pool", type=int, default=2048, help="--vae: training clips encoded once")
     p.add_argument("--lag", type=float, default=1.0, help="stagger: how far the last frame trails frame 0 in t")
+    p.add_argument("--wording", default="fixed", choices=("fixed", "varied"),
+                   help="varied: train captions in every train wording of tenku.vocab; also score held-out wordings")
+    p.add_argument("--text-layers", type=int, nargs="*", default=[],
+                   help="text encoder hidden states averaged per token (ModelConfig.text_layers; default: the last)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = p.parse_args(argv)
@@ -380,11 +405,12 @@ def main(argv=None) -> None:
     scale = args.size / 16  # geometry as at 16 px: radius 2.5, 1 px per frame
     probe = Probe(size=args.size, frames=args.frames, directions=args.directions, start=args.start,
                   radius=2.5 * scale, speed=1.0 * scale)
-    captions = probe.captions()
+    captions = probe.captions(args.wording)
     space = Space(args.vae, args.per_frame)
     from tenku.models.text import load_text_encoder
 
-    text_all, mask_all = load_text_encoder().encode([c for c, _, _ in captions])  # (K, L, 384), (K, L)
+    encoder = load_text_encoder(layers=tuple(args.text_layers))
+    text_all, mask_all = encoder.encode([c for c, _, _ in captions])  # (K, L, 384), (K, L)
     evalset = make_batch(probe, captions, args.eval_count, torch.Generator().manual_seed(10_000 + args.seed))
     pool = None
     if space.vae is not None:
@@ -393,15 +419,20 @@ def main(argv=None) -> None:
         pool = (space.encode(clips), idx)
         print(f"latent pool: {args.pool} clips encoded in {time.perf_counter() - t0:.0f} s, {tuple(pool[0].shape[1:])}")
     eval_x = space.encode(evalset[0])  # the evaluation clips in the model's space, encoded once
+    paraphrase = None
+    if args.wording == "varied":  # scenes captioned only with held-out words
+        caps_p = probe.captions("varied", held=True)
+        set_p = make_batch(probe, caps_p, args.eval_count, torch.Generator().manual_seed(10_000 + args.seed))
+        paraphrase = (caps_p, *encoder.encode([c for c, _, _ in caps_p]), set_p, space.encode(set_p[0]))
     args.latent_shape = tuple(eval_x.shape[2:])
-    print(f"probe: {probe}; {len(captions)} captions; space {'pixels' if space.vae is None else args.vae}; DiT"
+    print(f"probe: {probe}; {len(captions)} captions ({args.wording}), text layers {args.text_layers or 'last'}; space {'pixels' if space.vae is None else args.vae}; DiT"
           f" {count_params(build(args, space.channels)) / 1e6:.2f}M parameters; batch {args.batch}, lr {args.lr},"
           f" {args.sample_steps} Euler steps, guidance {args.guidance}, shift {args.shift}")
     print(HEADER)
     for row in reference_rows(probe, captions, evalset, space, eval_x):
         print(fmt(row))
     for design in args.designs:
-        train_design(design, probe, captions, text_all, mask_all, evalset, args, space, eval_x, pool)
+        train_design(design, probe, captions, text_all, mask_all, evalset, args, space, eval_x, pool, paraphrase)
 
 
 if __name__ == "__main__":
