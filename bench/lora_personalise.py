@@ -3,7 +3,10 @@
 Tenku World holds some (colour, shape, motion) triples out of training (palette.COMBO_HOLDOUT); the `combo`
 split is made of them. This fine-tunes low-rank adapters (`tenku train dit --set lora_rank=R`, base frozen) on
 `--clips` clips of one held-out pair from the combo split of the `uniform` mix, and scores WorldBench on other
-clips of the same pair (another seed) before and after, with the same sampling seeds:
+clips of the same pair (another seed) before and after, with the same sampling seeds. A two-stage model draws
+frame 0 as an image first, so the adapter also trains on each clip's first frame alone (the image stage), and
+on `--replay` clips of the `simple` world it was trained on (half single frames), so that it learns the pair
+without forgetting how to draw and move anything else:
 
     nice .venv/bin/python bench/lora_personalise.py --color red --shape triangle --clips 8 --minutes 10
 
@@ -27,18 +30,39 @@ def tenku(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "tenku", *args], cwd=ROOT, check=True)
 
 
-def pair_clips(out: Path, seed: int, color: str, shape: str, want: int) -> Path:
-    """A manifest of `want` single-object clips of (color, shape) drawn from the combo split (uniform mix)."""
-    world = out / f"world-{seed}"
+def read_lines(manifest: Path) -> list[dict]:
+    return [json.loads(x) for x in manifest.read_text().splitlines() if x.strip()]
+
+
+def pair_clips(out: Path, seed: int, color: str, shape: str, want: int, frames: int = 17) -> Path:
+    """A manifest of `want` single-object clips of (color, shape) drawn from the combo split (uniform mix). The
+    same seed with frames=1 gives the same scenes' first frames (layouts do not depend on the clip length)."""
+    world = out / f"world-{seed}" if frames == 17 else out / f"world-{seed}-f{frames}"
     if not (world / "manifest.jsonl").is_file():
         tenku("world", "make", "--out", str(world), "--count", str(want * 8), "--split", "combo", "--mix", "uniform",
-              "--seed", str(seed), "--height", "64", "--width", "64", "--frames", "17", "-q")
-    lines = [json.loads(x) for x in (world / "manifest.jsonl").read_text().splitlines() if x.strip()]
+              "--seed", str(seed), "--height", "64", "--width", "64", "--frames", str(frames), "-q")
+    lines = read_lines(world / "manifest.jsonl")
     keep = [d for d in lines if [(o["color"], o["shape"]) for o in d["scene"]["objects"]] == [(color, shape)]]
     if len(keep) < want:
         raise SystemExit(f"only {len(keep)} clips of a {color} {shape} in {world}; is it a held-out pair?")
     path = world / f"manifest-{color}-{shape}.jsonl"
     path.write_text("".join(json.dumps(d) + "\n" for d in keep[:want]))
+    return path
+
+
+def training_manifest(out: Path, color: str, shape: str, clips: int, replay: int) -> Path:
+    """The pair's clips, their first frames alone, and `replay` clips of the simple world (half single frames),
+    in one manifest with absolute video paths."""
+    parts = [pair_clips(out, 0, color, shape, clips), pair_clips(out, 0, color, shape, clips, frames=1)]
+    if replay:
+        world = out / "replay"
+        if not (world / "manifest.jsonl").is_file():
+            tenku("world", "make", "--out", str(world), "--count", str(replay), "--split", "train", "--mix", "simple",
+                  "--seed", "7", "--height", "64", "--width", "64", "--frames-choices", "1", "17", "-q")
+        parts.append(world / "manifest.jsonl")
+    lines = [{**d, "video": str((m.parent / d["video"]).resolve())} for m in parts for d in read_lines(m)]
+    path = out / f"train-{color}-{shape}-{clips}-replay{replay}.jsonl"
+    path.write_text("".join(json.dumps(d) + "\n" for d in lines))
     return path
 
 
@@ -70,6 +94,7 @@ def main(argv=None) -> None:
     p.add_argument("--color", default="red")
     p.add_argument("--shape", default="triangle")
     p.add_argument("--clips", type=int, default=8, help="training clips of the pair")
+    p.add_argument("--replay", type=int, default=32, help="clips of the simple world trained beside the pair")
     p.add_argument("--eval", type=int, default=24, help="evaluation clips of the pair (another seed)")
     p.add_argument("--rank", type=int, default=8)
     p.add_argument("--recipe", default=str(ROOT / "recipes" / "world-xs-dit-2stage-s6.yaml"),
@@ -78,9 +103,9 @@ def main(argv=None) -> None:
     p.add_argument("--minutes", type=float, default=10, help="training minutes")
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "lora")
     args = p.parse_args(argv)
-    train_m = pair_clips(args.out, 0, args.color, args.shape, args.clips)
+    train_m = training_manifest(args.out, args.color, args.shape, args.clips, args.replay)
     eval_m = pair_clips(args.out, 1, args.color, args.shape, args.eval)
-    cache, run = args.out / "cache", args.out / "run"
+    cache, run = args.out / f"cache-{train_m.stem}", args.out / f"run-{train_m.stem}"
     tenku("cache", "--model", args.model, "--manifest", str(train_m), "--out", str(cache), "-q")
     sets = {"init_from": args.model, "lora_rank": args.rank, "max_train_minutes": args.minutes, "batch_size": 8,
             "lr": args.lr, "warmup_steps": 20, "steps": 100000, "checkpoint_every": 100, "progress": "false",
@@ -93,7 +118,7 @@ def main(argv=None) -> None:
     minutes = max(json.loads(x).get("train_seconds", 0) for x in (run / "metrics.jsonl").read_text().splitlines()
                   if x.startswith("{")) / 60
     print(f"WorldBench on {args.eval} clips of a {args.color} {args.shape} in uniform motion (held out of training);"
-          f" LoRA rank {args.rank} on {args.clips} clips, {minutes:.1f} training minutes, adapter {size:.2f} MB\n")
+          f" LoRA rank {args.rank} on {args.clips} clips (+ their first frames, + {args.replay} replay clips), {minutes:.1f} training minutes, adapter {size:.2f} MB\n")
     print("| model | " + " | ".join(k.replace("_", " ") for k in SHOWN) + " |\n|" + "---|" * (len(SHOWN) + 1))
     print(row("default", before))
     print(row("default + LoRA", after))
