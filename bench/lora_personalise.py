@@ -100,15 +100,18 @@ def main(argv=None) -> None:
     p.add_argument("--recipe", default=str(ROOT / "recipes" / "world-xs-dit-2stage-s6.yaml"),
                    help="the base model's training recipe (its conditioning mix); the model itself comes from --model")
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--minutes", type=float, default=10, help="training minutes")
+    p.add_argument("--minutes", type=float, default=10, help="training minutes (at most)")
+    p.add_argument("--steps", type=int, default=100000, help="training steps (at most): a few epochs of the data,"
+                   " not minutes, is what keeps an adapter from memorising a handful of clips")
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "lora")
     args = p.parse_args(argv)
     train_m = training_manifest(args.out, args.color, args.shape, args.clips, args.replay)
     eval_m = pair_clips(args.out, 1, args.color, args.shape, args.eval)
-    cache, run = args.out / f"cache-{train_m.stem}", args.out / f"run-{train_m.stem}"
+    cache = args.out / f"cache-{train_m.stem}"
+    run = args.out / f"run-{train_m.stem}-r{args.rank}-lr{args.lr:g}-s{args.steps}"
     tenku("cache", "--model", args.model, "--manifest", str(train_m), "--out", str(cache), "-q")
     sets = {"init_from": args.model, "lora_rank": args.rank, "max_train_minutes": args.minutes, "batch_size": 8,
-            "lr": args.lr, "warmup_steps": 20, "steps": 100000, "checkpoint_every": 100, "progress": "false",
+            "lr": args.lr, "warmup_steps": 20, "steps": args.steps, "checkpoint_every": 100, "progress": "false",
             "compile": "off"}  # a short run: compiling would take a good part of it
     cmd = ["train", "dit", "--config", args.recipe, "--data", str(cache), "--out", str(run)] + [x for k, v in sets.items() for x in ("--set", f"{k}={v}")]
     tenku(*cmd, *(["--resume"] if (run / "config.json").is_file() else []))

@@ -47,17 +47,21 @@ def tenku(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "tenku", *args], cwd=ROOT, check=True)
 
 
-def cached_latents(out: Path, mix: str, clips: int, vae: str) -> Path:
-    """Make the data set and its latent cache once; later runs reuse them."""
+def cached_latents(out: Path, mix: str, clips: int, vae: str, text_layers: list[int] | None = None) -> Path:
+    """Make the data set and its latent cache once; later runs reuse them. `text_layers`: the cache holds those
+    hidden states of the text encoder (the recipes must say the same in model_overrides text_layers)."""
     # A quarter of the clips are single frames: the two-stage recipe's first stage is an image model.
     data, cache = out / f"data-{mix}-{clips}-f1", out / f"cache-{mix}-{clips}-f1"
     if Path(vae).resolve() != DEFAULT_VAE.resolve():  # latents of another VAE go in their own cache
         cache = cache.with_name(f"{cache.name}-{Path(vae).name}")
+    if text_layers:
+        cache = cache.with_name(f"{cache.name}-tl{''.join(map(str, text_layers))}")
     if not (data / "manifest.jsonl").is_file():
         tenku("world", "make", "--out", str(data), "--count", str(clips), "--split", "train", "--seed", "0",
               "--mix", mix, "--height", "64", "--width", "64", "--frames-choices", "1", "17", "17", "17", "-q")
     tenku("cache", "--model", vae, "--manifest", str(data / "manifest.jsonl"), "--out", str(cache),
-          "--buckets", "64x64", "--frames", "1", "17", "-q")  # images train the two-stage first frame
+          "--buckets", "64x64", "--frames", "1", "17", "-q",  # images train the two-stage first frame
+          *(["--text-layers", *map(str, text_layers)] if text_layers else []))
     return cache
 
 
@@ -119,6 +123,8 @@ def main(argv=None) -> None:
     p.add_argument("--eval-steps", type=int, default=10, help="sampler steps per WorldBench clip")
     p.add_argument("--animate", action="store_true", help="each pass also animates the scenes' true first frames"
                    " (worldbench_animate): direction with the layout given, i.e. the motion alone")
+    p.add_argument("--text-layers", type=int, nargs="+", help="cache these text-encoder hidden states (for recipes"
+                   " whose model_overrides set the same text_layers)")
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "curve")
     p.add_argument("--cache-only", action="store_true", help="make the data and latent cache, train nothing (then"
                    " run one process per recipe, e.g. OMP_NUM_THREADS=1 each, to train them side by side)")
@@ -127,7 +133,7 @@ def main(argv=None) -> None:
     suffix = f"-{args.tag}" if args.tag else ""
     runs = {Path(r).stem + suffix: args.out / f"{Path(r).stem}-{args.mix}{suffix}" for r in args.recipes}
     if not args.report_only:
-        cache = cached_latents(args.out, args.mix, args.clips, args.vae)
+        cache = cached_latents(args.out, args.mix, args.clips, args.vae, args.text_layers)
         if args.cache_only:
             return
         for recipe, run in zip(args.recipes, runs.values()):
