@@ -22,6 +22,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tenku.data.clips import read_records  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 SHOWN = ["color_accuracy", "shape_accuracy", "direction_accuracy", "no_object"]
 
@@ -30,8 +34,10 @@ def tenku(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "tenku", *args], cwd=ROOT, check=True)
 
 
-def read_lines(manifest: Path) -> list[dict]:
-    return [json.loads(x) for x in manifest.read_text().splitlines() if x.strip()]
+def write_manifest(path: Path, records: list[dict]) -> Path:
+    """Records read by tenku.data.clips.read_records back to a .jsonl manifest (without its `_line` numbers)."""
+    path.write_text("".join(json.dumps({k: v for k, v in d.items() if k != "_line"}) + "\n" for d in records))
+    return path
 
 
 def pair_clips(out: Path, seed: int, color: str, shape: str, want: int, frames: int = 17) -> Path:
@@ -41,13 +47,12 @@ def pair_clips(out: Path, seed: int, color: str, shape: str, want: int, frames: 
     if not (world / "manifest.jsonl").is_file():
         tenku("world", "make", "--out", str(world), "--count", str(want * 8), "--split", "combo", "--mix", "uniform",
               "--seed", str(seed), "--height", "64", "--width", "64", "--frames", str(frames), "-q")
-    lines = read_lines(world / "manifest.jsonl")
+    lines = read_records(world / "manifest.jsonl")
     keep = [d for d in lines if [(o["color"], o["shape"]) for o in d["scene"]["objects"]] == [(color, shape)]]
     if len(keep) < want:
         raise SystemExit(f"only {len(keep)} clips of a {color} {shape} in {world}; is it a held-out pair?")
     path = world / f"manifest-{color}-{shape}.jsonl"
-    path.write_text("".join(json.dumps(d) + "\n" for d in keep[:want]))
-    return path
+    return write_manifest(path, keep[:want])
 
 
 def training_manifest(out: Path, color: str, shape: str, clips: int, replay: int) -> Path:
@@ -60,16 +65,13 @@ def training_manifest(out: Path, color: str, shape: str, clips: int, replay: int
             tenku("world", "make", "--out", str(world), "--count", str(replay), "--split", "train", "--mix", "simple",
                   "--seed", "7", "--height", "64", "--width", "64", "--frames-choices", "1", "17", "-q")
         parts.append(world / "manifest.jsonl")
-    lines = [{**d, "video": str((m.parent / d["video"]).resolve())} for m in parts for d in read_lines(m)]
-    path = out / f"train-{color}-{shape}-{clips}-replay{replay}.jsonl"
-    path.write_text("".join(json.dumps(d) + "\n" for d in lines))
-    return path
+    lines = [{**d, "video": str((m.parent / d["video"]).resolve())} for m in parts for d in read_records(m)]
+    return write_manifest(out / f"train-{color}-{shape}-{clips}-replay{replay}.jsonl", lines)
 
 
 def score(model: str, manifest: Path, out: Path, lora: Path | None) -> dict:
     """Generate every caption (seed = 1000 + line) with the model (+ adapter), score against the scenes."""
     import tenku
-    from tenku.data.clips import read_records
     from tenku.worldbench.report import score_manifest
     from tenku.worldbench.truth import write_like_world
 

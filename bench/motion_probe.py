@@ -319,20 +319,16 @@ def train_design(design: str, probe: Probe, captions, text_all, mask_all, evalse
         spent += time.perf_counter() - t0
         losses.append(loss.item())
         if step % args.eval_every == 0 or step == args.steps:
-            idx_e = evalset[1]
-            # Models that learnt image-to-video are also scored animating the true frame 0: the motion alone.
-            for mode in (design, "i2v") if design in ("mix", "two-stage", "stagger") else (design,):
-                out = space.decode(generate(model, mode, text_all[idx_e], mask_all[idx_e], eval_x, args,
-                                            args.seed + 2, fcfg))
-                name = design if mode == design else f"{design}, animating true frame 0"
-                row = {"design": name, "step": step, "train_min": spent / 60, "loss": sum(losses) / len(losses),
-                       **measure(out, probe, captions, idx_e)}
-                rows.append(row)
-                print(fmt(row), flush=True)
+            # (row name, sampling mode, captions, text, mask, evaluation set, its clips in the model's space).
+            tracks = [(design, design, captions, text_all, mask_all, evalset, eval_x)]
+            if design in ("mix", "two-stage", "stagger"):  # image-to-video learnt: the true frame 0 animated
+                tracks.append((f"{design}, animating true frame 0", "i2v", *tracks[0][2:]))
             if paraphrase is not None:
-                caps_p, text_p, mask_p, (_, idx_p), x_p = paraphrase
-                out = space.decode(generate(model, design, text_p[idx_p], mask_p[idx_p], x_p, args, args.seed + 2, fcfg))
-                row = {**rows[-1], "design": f"{design}, paraphrase", **measure(out, probe, caps_p, idx_p)}
+                tracks.append((f"{design}, paraphrase", design, *paraphrase))
+            for name, mode, caps, text, mask, (_, idx), x in tracks:
+                out = space.decode(generate(model, mode, text[idx], mask[idx], x, args, args.seed + 2, fcfg))
+                row = {"design": name, "step": step, "train_min": spent / 60, "loss": sum(losses) / len(losses),
+                       **measure(out, probe, caps, idx)}
                 rows.append(row)
                 print(fmt(row), flush=True)
             losses = []
@@ -425,7 +421,8 @@ def main(argv=None) -> None:
         set_p = make_batch(probe, caps_p, args.eval_count, torch.Generator().manual_seed(10_000 + args.seed))
         paraphrase = (caps_p, *encoder.encode([c for c, _, _ in caps_p]), set_p, space.encode(set_p[0]))
     args.latent_shape = tuple(eval_x.shape[2:])
-    print(f"probe: {probe}; {len(captions)} captions ({args.wording}), text layers {args.text_layers or 'last'}; space {'pixels' if space.vae is None else args.vae}; DiT"
+    print(f"probe: {probe}; {len(captions)} captions ({args.wording}), text layers {args.text_layers or 'last'};"
+          f" space {'pixels' if space.vae is None else args.vae}; DiT"
           f" {count_params(build(args, space.channels)) / 1e6:.2f}M parameters; batch {args.batch}, lr {args.lr},"
           f" {args.sample_steps} Euler steps, guidance {args.guidance}, shift {args.shift}")
     print(HEADER)
