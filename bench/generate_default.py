@@ -4,14 +4,16 @@
     .venv/bin/python bench/generate_default.py --runs 3 --model DIR
     git worktree add /tmp/old REV && .venv/bin/python bench/generate_default.py --against /tmp/old
 
-Each run is a fresh process (model and text encoder loading included, as a user sees it). Peak memory is
-the child's maximum resident set size. A second set of fresh processes runs the same command through
+Each run is a fresh process (model and text encoder loading included, as a user sees it), in two columns:
+`first run`, a prompt this user never generated (an empty prompt cache per run: the text encoder is loaded),
+and `prompt cached`, the same prompt again (its text states read from the prompt cache,
+tenku/models/prompt_cache.py: transformers is not imported). Peak memory is the child's maximum resident set size. A second set of fresh processes runs the same command through
 `tenku.cli.main` with timers wrapped around the pipeline's own functions, to split the wall time into
-start-up (interpreter + imports), loading (text encoder; VAE + DiT), text encoding, sampling, decoding and
-writing; "interpreter + exit" is what no timer covers (start, and the interpreter's shutdown).
+start-up (interpreter + imports), loading the VAE + DiT, text (loading the encoder when the prompt is not cached,
+and encoding), sampling, decoding and writing; "interpreter + exit" is what no timer covers (start, and the interpreter's shutdown).
 
 `--against DIR` times another checkout (its `tenku` package, through PYTHONPATH, with this virtualenv) in the
-same run, alternating with this one, and prints both columns and their ratio: the machine's speed varies from
+same run, alternating with this one, as one more column; every column's ratio to the first is printed: the machine's speed varies from
 run to run, the ratio much less. On a loaded machine `--threads 1` keeps each run from waiting on a busy core.
 """
 
@@ -28,6 +30,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+TENKU = Path(sys.executable).with_name("tenku")
 
 # Run in a fresh interpreter: the CLI's own generate, with each stage's function wrapped in a timer.
 PHASES = r"""
@@ -69,8 +72,18 @@ def main():
     args = ap.parse_args()
     trees = {"this": REPO} | ({"against": Path(args.against).resolve()} if args.against else {})
     env = {**os.environ} | ({"OMP_NUM_THREADS": str(args.threads)} if args.threads else {})
-    envs = {name: {**env, "PYTHONPATH": str(tree)} for name, tree in trees.items()}
-    walls, peaks = wall_times(args, envs)
+    with tempfile.TemporaryDirectory() as caches:
+        # "first run": a new, empty prompt cache for every run (filled in by {i}); "prompt cached": one shared
+        # cache, primed by a run before the timed ones.
+        envs = {"first run": {**env, "PYTHONPATH": str(REPO), "TENKU_CACHE": f"{caches}/cold{{i}}"},
+                "prompt cached": {**env, "PYTHONPATH": str(REPO), "TENKU_CACHE": f"{caches}/warm"}}
+        if args.against:
+            envs["against"] = {**env, "PYTHONPATH": str(trees["against"]), "TENKU_CACHE": f"{caches}/against{{i}}"}
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run([str(TENKU)] + command(args, f"{tmp}/prime.mp4"), stdout=subprocess.DEVNULL, check=True,
+                           env=envs["prompt cached"], cwd=tmp)
+        walls, peaks = wall_times(args, envs)
+        rows = phases(args, envs)
     model = f" --model {args.model}" if args.model else ""
     threads = f", OMP_NUM_THREADS={args.threads}" if args.threads else ""
     print(f"`tenku generate \"{args.prompt}\"{model}`, {args.runs} fresh processes per column{threads}; "
@@ -80,7 +93,7 @@ def main():
            ("wall time s (max)", {n: max(v) for n, v in walls.items()}),
            ("peak RSS MiB (median)", {n: statistics.median(v) for n, v in peaks.items()})], fmt=".2f")
     print(f"\nwhere the time goes, s (median of {args.runs} fresh processes, timers inside the CLI's own path):")
-    table(phases(args, envs), fmt=".2f")
+    table(rows, fmt=".2f")
 
 
 def command(args, out: str) -> list[str]:
@@ -90,14 +103,13 @@ def command(args, out: str) -> list[str]:
 
 def wall_times(args, envs: dict[str, dict]) -> tuple[dict, dict]:
     """Wall seconds and peak RSS (MiB) of the `tenku` command, the trees alternating run by run."""
-    tenku = Path(sys.executable).with_name("tenku")
     walls, peaks = {n: [] for n in envs}, {n: [] for n in envs}
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.runs):
             for name, env in envs.items():
-                cmd = [str(tenku)] + command(args, f"{tmp}/{name}{i}.mp4") + ["--seed", str(i)]
+                cmd = [str(TENKU)] + command(args, f"{tmp}/{i}.mp4") + ["--seed", str(i)]
                 t0 = time.perf_counter()
-                pid = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=env, cwd=tmp).pid
+                pid = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=run_env(env, i), cwd=tmp).pid
                 _, status, usage = os.wait4(pid, 0)
                 walls[name].append(time.perf_counter() - t0)
                 peaks[name].append(usage.ru_maxrss / 1024)  # KiB -> MiB
@@ -112,9 +124,10 @@ def phases(args, envs: dict[str, dict]) -> list[tuple[str, dict]]:
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.runs):
             for name, env in envs.items():
-                cmd = [sys.executable, "-c", PHASES] + command(args, f"{tmp}/p{name}{i}.mp4") + ["--seed", str(i)]
+                cmd = [sys.executable, "-c", PHASES] + command(args, f"{tmp}/p{i}.mp4") + ["--seed", str(i)]
                 t0 = time.perf_counter()
                 # cwd: `python -c` puts the working directory first on sys.path, ahead of PYTHONPATH
+                env = run_env(env, i + args.runs)  # first-run caches not used by the wall-time runs
                 out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env, cwd=tmp).stdout
                 d = json.loads(out.strip().splitlines()[-1])
                 d["wall"] = time.perf_counter() - t0
@@ -124,25 +137,30 @@ def phases(args, envs: dict[str, dict]) -> list[tuple[str, dict]]:
         med = lambda k: statistics.median(r.get(k, 0.0) for r in rs)  # noqa: E731
         r = {"start-up: interpreter + exit": med("wall") - med("imports") - med("generate (all)"),
              "start-up: imports": med("imports"),
-             "loading: text encoder": med("loading text encoder"),
              "loading: VAE + DiT": med("loading (all)") - med("loading text encoder"),
-             "text encoding": med("text"), "sampling": med("sampling"), "decoding": med("decoding"),
+             "text: encoder load + encoding": med("loading text encoder") + med("text"),
+             "sampling": med("sampling") - med("text"),  # sample_latents encodes the prompt first
+             "decoding": med("decoding"),
              "writing": med("writing")}
         r["other"] = med("wall") - sum(r.values())
         r["total"] = med("wall")
         rows[name] = r
-    return [(stage, {name: rows[name][stage] for name in rows}) for stage in rows["this"]]
+    return [(stage, {name: rows[name][stage] for name in rows}) for stage in rows["first run"]]
+
+
+def run_env(env: dict, i: int) -> dict:
+    """The environment of run i: a first-run column's prompt cache is a new folder every run."""
+    return {**env, "TENKU_CACHE": env["TENKU_CACHE"].format(i=i)}
 
 
 def table(rows: list[tuple[str, dict]], fmt: str) -> None:
-    """One row per measure, a column per tree, and this/against when there are two."""
+    """One row per measure, a column per setting, then each later column's ratio to the first."""
     names = list(rows[0][1])
-    print(f"{'':<30}" + "".join(f"{n:>10}" for n in names) + (f"{'ratio':>10}" if len(names) == 2 else ""))
+    print(f"{'':<30}" + "".join(f"{n:>15}" for n in names) + "".join(f"{'/ ' + names[0]:>15}" for _ in names[1:]))
     for label, values in rows:
-        line = f"{label:<30}" + "".join(f"{values[n]:>10{fmt}}" for n in names)
-        if len(names) == 2:
-            a, b = values["this"], values["against"]
-            line += f"{a / b:>10.2f}" if b > 0.005 else f"{'-':>10}"
+        first = values[names[0]]
+        line = f"{label:<30}" + "".join(f"{values[n]:>15{fmt}}" for n in names)
+        line += "".join(f"{values[n] / first:>15.2f}" if first > 0.005 else f"{'-':>15}" for n in names[1:])
         print(line)
 
 

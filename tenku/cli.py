@@ -19,12 +19,14 @@ def cmd_generate(args) -> int:
     from tqdm import tqdm
 
     from tenku.data.video_io import check_writable
+    from tenku.models.prompt_cache import default_dir
     from tenku.pipeline import load_pipeline
     from tenku.request import GenerateRequest
     from tenku.train.distributed import pick_device
 
     with kept_until_exit():
-        pipe = load_pipeline(args.model, pick_device(args.device))
+        # A prompt seen before is read from the user's prompt cache: no text encoder is loaded (TENKU_CACHE=off).
+        pipe = load_pipeline(args.model, pick_device(args.device), prompt_cache=default_dir())
     if args.lora:
         pipe.apply_lora(args.lora, args.lora_scale)
     # 1. The flags as one request, checked before any work (None = the model's default; 0, NaN and negatives

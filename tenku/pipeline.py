@@ -52,14 +52,16 @@ class Pipeline:
             raise ValueError(f"text encoder width {text_encoder.dim} != DiT text_dim {cfg.dit.text_dim}")
 
     @classmethod
-    def from_dir(cls, path: str | Path, device: str | torch.device = "cpu") -> "Pipeline":
-        """A Tenku model directory, or a Wan 2.1 folder in the diffusers layout (mapped by tenku/models/wan.py)."""
+    def from_dir(cls, path: str | Path, device: str | torch.device = "cpu",
+                 prompt_cache: str | Path | None = None) -> "Pipeline":
+        """A Tenku model directory, or a Wan 2.1 folder in the diffusers layout (mapped by tenku/models/wan.py).
+        `prompt_cache`: a folder that keeps prompts' text states between processes (tenku/models/prompt_cache.py)."""
         path = Path(path)
         if is_diffusers_folder(path):
             cfg, vae, dit = load_wan(path)
         else:
             cfg, vae, dit = load_model_dir(path, device=device)  # config and weight shapes checked before loading
-        return cls(cfg, vae, dit, text_encoder_for(cfg, device), device)
+        return cls(cfg, vae, dit, text_encoder_for(cfg, device, prompt_cache), device)
 
     def apply_lora(self, path: str | Path, scale: float = 1.0) -> "Pipeline":
         """Fold a LoRA adapter folder (tenku/models/lora.py) into the transformer: `scale` times its change."""
@@ -248,15 +250,17 @@ class Pipeline:
         return torch.cat(parts)  # (T, H, W, 3) uint8
 
 
-def load_pipeline(path: str | Path | None = None, device: str | torch.device = "cpu") -> Pipeline:
-    """Load a model directory; None loads the default model shipped inside the package."""
+def load_pipeline(path: str | Path | None = None, device: str | torch.device = "cpu",
+                  prompt_cache: str | Path | None = None) -> Pipeline:
+    """Load a model directory; None loads the default model shipped inside the package. `prompt_cache`: see
+    Pipeline.from_dir (`tenku generate` passes tenku.models.prompt_cache.default_dir())."""
     if path is None:
         if not (DEFAULT_MODEL / "config.json").is_file():
             raise FileNotFoundError(
                 f"no default model at {DEFAULT_MODEL}; pass a model directory (create a random one with"
                 " `tenku init-model --preset tiny DIR`)")
         path = DEFAULT_MODEL
-    return Pipeline.from_dir(path, device)
+    return Pipeline.from_dir(path, device, prompt_cache)
 
 
 def init_model(path: str | Path, preset_name: str = "tiny", seed: int = 0) -> Path:

@@ -12,3 +12,15 @@ def tiny_cfg():
     from tenku.config import preset
 
     return preset("tiny")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _prompt_cache_in_a_temporary_folder(tmp_path_factory):
+    """`tenku generate` keeps prompts' text states in the user's cache; the suite never writes to the home folder."""
+    old = os.environ.get("TENKU_CACHE")
+    os.environ["TENKU_CACHE"] = str(tmp_path_factory.mktemp("tenku-cache"))
+    yield
+    if old is None:
+        os.environ.pop("TENKU_CACHE", None)
+    else:
+        os.environ["TENKU_CACHE"] = old

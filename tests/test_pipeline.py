@@ -116,6 +116,23 @@ def test_cli_writes_mp4_with_asked_frames_and_size(model_dir, tmp_path, capsys):
     assert read_video(tmp_path / "i.png")[0].shape == (1, 32, 32, 3)
 
 
+def test_cli_reads_a_repeated_prompt_from_the_prompt_cache(model_dir, tmp_path, monkeypatch):
+    import tenku.models.text as text
+
+    monkeypatch.setenv("TENKU_CACHE", str(tmp_path / "cache"))
+    args = ["generate", "a red ball", "--model", str(model_dir), "--frames", "5", "--steps", "2", "-q", "-o"]
+    assert main(args + [str(tmp_path / "a.mp4")]) == 0
+    assert len(list((tmp_path / "cache" / "prompts").glob("*.safetensors"))) == 1
+    monkeypatch.setattr(text, "_ENCODERS", {})  # as a fresh process
+
+    def no_model(*a):
+        raise AssertionError("the text encoder was loaded for a cached prompt")
+
+    monkeypatch.setattr(text, "_load_encoder", no_model)
+    assert main(args + [str(tmp_path / "b.mp4")]) == 0
+    assert (tmp_path / "a.mp4").read_bytes() == (tmp_path / "b.mp4").read_bytes()
+
+
 def test_cli_errors_are_clear(model_dir, tmp_path, capsys):
     assert main(["generate", "x", "--model", str(model_dir), "--frames", "8"]) == 2
     assert "nearest valid: 5 or 9" in capsys.readouterr().err

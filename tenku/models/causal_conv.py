@@ -130,7 +130,11 @@ def preserve_signal(conv: nn.Conv2d, time_conv: "CausalConv3d | None") -> None:
     across inputs 10x less than across positions, and training on Tenku World converged to the mean image
     (a decoder that ignores z). So: variance-preserving spatial weights, zero biases, and time convs that
     start as the identity on the newest frame (each output frame copies the frame it is aligned with).
+    Skipped on the meta device (a model about to take a file's weights): there the init would only cost time
+    (its random draw imports torch._dynamo, about 0.6 s of a fresh process's loading).
     """
+    if conv.weight.is_meta:
+        return
     nn.init.kaiming_normal_(conv.weight, nonlinearity="linear")
     nn.init.zeros_(conv.bias)
     if time_conv is not None:

@@ -168,6 +168,8 @@ class DiT(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self):
+        if self.patch_embedding.weight.is_meta:  # built to take a file's weights: a random draw would only cost
+            return  # time (normal_ on meta imports torch._dynamo, ~0.6 s of a fresh process)
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.xavier_uniform_(m.weight)

@@ -68,10 +68,13 @@ def _load_encoder(path: Path, tokenizer: Path):
 
 
 class TextEncoder:
-    """Encodes prompts with a frozen HF model; repeated prompts come from an LRU cache."""
+    """Encodes prompts with a frozen HF model; repeated prompts come from an LRU cache, and from disk when a
+    `disk_cache` folder is given (tenku/models/prompt_cache.py). The model is loaded at the first prompt that
+    neither cache holds: a fresh process that only meets cached prompts never imports transformers' models."""
 
     def __init__(self, path: str | Path, max_length: int = 48, device: str | torch.device = "cpu", cache_size: int = 1024,
-                 convention: str = "tenku", negative_prompt: str = "", layers: tuple[int, ...] = ()):
+                 convention: str = "tenku", negative_prompt: str = "", layers: tuple[int, ...] = (),
+                 disk_cache: str | Path | None = None):
         # Local files only (local_files_only=True on every load): nothing is downloaded at run time, and the
         # process's Hugging Face settings (HF_HUB_OFFLINE) are left to the caller.
         path = Path(path)
@@ -84,18 +87,44 @@ class TextEncoder:
         tokenizer = path if (path / "tokenizer_config.json").is_file() else path.parent / "tokenizer"
         if not (tokenizer / "tokenizer_config.json").is_file():
             raise FileNotFoundError(f"text encoder folder {path}: no tokenizer (tokenizer_config.json) in it or in {tokenizer}")
-        with quiet_loading():  # our own progress bar is the one users should see
-            self.tokenizer, self.model = _load_encoder(path, tokenizer)
-        self.model.eval().requires_grad_(False).to(self.device)
-        config = self.model.config
-        self.dim = int(getattr(config, "d_model", None) or getattr(config, "hidden_size"))
-        depth = int(getattr(config, "num_hidden_layers", None) or getattr(config, "num_layers"))
+        self._tokenizer_path = tokenizer
+        self._tokenizer = self._model = None
+        self.dim, depth = _sizes(json.loads((path / "config.json").read_text()))
         bad = [i for i in layers if not -(depth + 1) <= i <= depth]
         if bad:
             raise ValueError(f"text_layers {bad} out of range: {path.name} has hidden states 0..{depth} (0 = embeddings)")
         self.layers = tuple(layers)  # hidden states averaged per token; () = the last layer's
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._cache_size = cache_size
+        self.disk = None
+        if disk_cache is not None:
+            from tenku.models.prompt_cache import PromptCache
+
+            self.disk = PromptCache(disk_cache, self.reading(), self.dim)
+
+    def reading(self) -> str:
+        """Everything but the prompt that the states depend on: the encoder's files and how they are read."""
+        from tenku.models.prompt_cache import files_signature
+
+        files = files_signature(*dict.fromkeys((self.path, self._tokenizer_path)))
+        return f"{files} {self.max_length} {self.convention} {list(self.layers)} {self.device.type}"
+
+    @property
+    def model(self):
+        if self._model is None:
+            self._load()
+        return self._model
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            self._load()
+        return self._tokenizer
+
+    def _load(self) -> None:
+        with quiet_loading():  # our own progress bar is the one users should see
+            self._tokenizer, model = _load_encoder(self.path, self._tokenizer_path)
+        self._model = model.eval().requires_grad_(False).to(self.device)
 
     @torch.no_grad()
     def _encode_new(self, prompts: list[str]) -> list[torch.Tensor]:
@@ -116,9 +145,16 @@ class TextEncoder:
         if isinstance(prompts, str):
             prompts = [prompts]
         new = list(dict.fromkeys(p for p in prompts if p not in self._cache))
+        if self.disk is not None:
+            for p in new:
+                if (s := self.disk.get(p)) is not None:
+                    self._cache[p] = s
+            new = [p for p in new if p not in self._cache]
         if new:
             for p, s in zip(new, self._encode_new(new)):
                 self._cache[p] = s
+                if self.disk is not None:
+                    self.disk.put(p, s)
         out = []
         for p in prompts:
             self._cache.move_to_end(p)
@@ -140,6 +176,17 @@ class TextEncoder:
         """Guidance's unconditional text for `batch` prompts: the encoded negative prompt ("wan"), or None for
         flow.null_text (what Tenku's training drops captions to)."""
         return self.encode([self.negative_prompt] * batch) if self.convention == "wan" else None
+
+
+def _sizes(config: dict) -> tuple[int, int]:
+    """(state width, number of layers) from an encoder's config.json (BERT, T5/umT5, CLIP text)."""
+    config = config.get("text_config", config)
+    dim = config.get("d_model") or config.get("hidden_size")
+    depth = config.get("num_hidden_layers") or config.get("num_layers")
+    if not isinstance(dim, int) or not isinstance(depth, int):
+        raise ValueError("text encoder config.json names no width (d_model/hidden_size) or depth "
+                         "(num_hidden_layers/num_layers)")
+    return dim, depth
 
 
 def wan_clean(prompt: str) -> str:
@@ -164,10 +211,12 @@ _ENCODERS: dict[tuple, TextEncoder] = {}
 
 
 def load_text_encoder(name: str = "minilm", max_length: int = 48, device: str | torch.device = "cpu",
-                      convention: str = "tenku", negative_prompt: str = "", layers: tuple[int, ...] = ()) -> TextEncoder:
+                      convention: str = "tenku", negative_prompt: str = "", layers: tuple[int, ...] = (),
+                      disk_cache: str | Path | None = None) -> TextEncoder:
     """"minilm" (the packaged default) or a local folder; one shared instance per (name, length, device, ...).
-    `layers`: the hidden states averaged per token (ModelConfig.text_layers); () = the last layer's."""
-    key = (name, max_length, str(device), convention, negative_prompt, tuple(layers))
+    `layers`: the hidden states averaged per token (ModelConfig.text_layers); () = the last layer's.
+    `disk_cache`: a folder keeping prompts' states between processes (tenku/models/prompt_cache.py)."""
+    key = (name, max_length, str(device), convention, negative_prompt, tuple(layers), str(disk_cache))
     if key not in _ENCODERS:
         path = minilm_path() if name == "minilm" else Path(name)
         if name != "minilm" and not path.is_dir():
@@ -175,11 +224,12 @@ def load_text_encoder(name: str = "minilm", max_length: int = 48, device: str | 
                 f"text encoder {name!r}: not 'minilm' and not a local folder (Tenku never downloads weights;"
                 " point text_encoder in config.json at a local Hugging Face model folder)")
         _ENCODERS[key] = TextEncoder(path, max_length, device, convention=convention, negative_prompt=negative_prompt,
-                                     layers=tuple(layers))
+                                     layers=tuple(layers), disk_cache=disk_cache)
     return _ENCODERS[key]
 
 
-def text_encoder_for(cfg: ModelConfig, device: str | torch.device = "cpu") -> TextEncoder:
+def text_encoder_for(cfg: ModelConfig, device: str | torch.device = "cpu",
+                     disk_cache: str | Path | None = None) -> TextEncoder:
     """The text encoder of a model, reading text the way the model was trained to (its text_convention)."""
     return load_text_encoder(cfg.text_encoder, cfg.text_max_length, device, cfg.text_convention, cfg.negative_prompt,
-                             tuple(cfg.text_layers))
+                             tuple(cfg.text_layers), disk_cache)
