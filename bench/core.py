@@ -25,8 +25,8 @@ from tenku.config import DiTConfig, preset
 from tenku.models.dit import DiT
 
 
-def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_peak(n: int = 2048, repeats: int = 5, dtype: torch.dtype = torch.float32) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     a @ b
     times = []
     for _ in range(repeats):
@@ -74,6 +74,15 @@ def wan_step(cfg: DiTConfig, B: int, T: int, H: int, W: int, L: int = 12, compil
     return step
 
 
+def in_bf16(step):
+    """The same step under bf16 autocast (matmuls and attention in bfloat16, weights and grads kept fp32): the
+    training option `precision: bf16`."""
+    def run():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            step()
+    return run
+
+
 def count_flops(step) -> int:
     with FlopCounterMode(display=False) as fc:
         step()
@@ -104,25 +113,35 @@ def dit_shapes(quick: bool) -> list[tuple[str, DiTConfig, tuple[int, int, int, i
     return [("world-xs train", xs, (16, 5, 16, 16)), ("world-s", s, (2, 4, 32, 32)), ("1.3B width, 1 layer", wan13, (1, 2, 16, 16))]
 
 
-def dit_table(quick: bool, compile_too: bool):
+def dit_table(quick: bool, compile_too: bool, bf16: bool):
     repeats = 2 if quick else 5
-    peak = matmul_peak()
-    print(f"\nDiT forward+backward, fp32, text 12 tokens; 'compiled' = torch.compile (inductor), timed after its"
-          f" warm-up; FLOPs counted once per shape (the same for every variant)")
-    print(f"{'shape':<22}{'model':<24}{'tokens':>7}{'s/step':>9}{'GFLOP/s':>9}{'of peak':>9}{'vs Wan eager':>13}")
+    peak = {"fp32": matmul_peak(), "bf16": matmul_peak(dtype=torch.bfloat16) if bf16 else 0.0}
+    print(f"\nDiT forward+backward, text 12 tokens; 'compiled' = torch.compile (inductor), timed after its warm-up;"
+          f" 'bf16' = bf16 autocast (fp32 weights); FLOPs counted once per shape (the same for every variant);"
+          f" 'of peak' = of the 2048x2048 matmul peak in the variant's own dtype")
+    print(f"{'shape':<22}{'model':<30}{'tokens':>7}{'s/step':>9}{'GFLOP/s':>9}{'of peak':>9}{'vs Wan eager':>13}")
     for label, cfg, (B, T, H, W) in dit_shapes(quick):
         step_t, tokens = tenku_step(cfg, B, T, H, W)
         steps = {"tenku eager": step_t, "diffusers Wan eager": wan_step(cfg, B, T, H, W)}
         if compile_too:
             steps["tenku compiled"] = tenku_step(cfg, B, T, H, W, compiled=True)[0]
             steps["diffusers Wan compiled"] = wan_step(cfg, B, T, H, W, compiled=True)
+        if bf16:
+            steps["tenku eager bf16"] = in_bf16(tenku_step(cfg, B, T, H, W)[0])
+            steps["diffusers Wan eager bf16"] = in_bf16(wan_step(cfg, B, T, H, W))
+            if compile_too:
+                steps["tenku compiled bf16"] = in_bf16(tenku_step(cfg, B, T, H, W, compiled=True)[0])
         flops = count_flops(step_t)
         secs = time_interleaved(steps, repeats)
-        peak = max(peak, matmul_peak())  # measured around the run, best of all
+        # measured around the run, best of all
+        peak = {k: max(v, matmul_peak(dtype=torch.bfloat16 if k == "bf16" else torch.float32)) if v else v
+                for k, v in peak.items()}
         for name, sec in secs.items():
-            print(f"{label:<22}{name:<24}{tokens:>7}{sec:>9.3f}{flops / sec / 1e9:>9.1f}{flops / sec / peak:>9.0%}"
+            own = peak["bf16" if name.endswith("bf16") else "fp32"]
+            print(f"{label:<22}{name:<30}{tokens:>7}{sec:>9.3f}{flops / sec / 1e9:>9.1f}{flops / sec / own:>9.0%}"
                   f"{secs['diffusers Wan eager'] / sec:>12.2f}x")
-    print(f"plain 2048x2048 fp32 matmul peak: {peak / 1e9:.1f} GFLOP/s (best of the same run)")
+    print("plain 2048x2048 matmul peak (best of the same run): "
+          + ", ".join(f"{k} {v / 1e9:.1f} GFLOP/s" for k, v in peak.items() if v))
 
 
 VAE_CHILD = r"""
@@ -188,10 +207,11 @@ def main():
     ap.add_argument("--quick", action="store_true", help="smaller shapes and fewer repeats")
     ap.add_argument("--only", choices=["dit", "vae"], help="run one table")
     ap.add_argument("--no-compile", action="store_true", help="eager only (compiling takes minutes on a CPU)")
+    ap.add_argument("--no-bf16", action="store_true", help="fp32 only (no bf16 autocast rows)")
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     if args.only in (None, "dit"):
-        dit_table(args.quick, not args.no_compile)
+        dit_table(args.quick, not args.no_compile, not args.no_bf16)
     if args.only in (None, "vae"):
         vae_table(args.quick)
 

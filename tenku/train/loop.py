@@ -75,14 +75,16 @@ def loop(task: Task, start: int, clock: float, stop: StopSignals) -> Path:
     """Steps `start + 1 .. cfg.steps` (or until the time budget or a signal), then the export.
 
     `clock` counts seconds spent in training steps alone (no evaluation, samples or checkpoints), carried
-    across resumes: the x axis of a learning curve against CPU time.
+    across resumes: the x axis of a learning curve against CPU time. A step during which the process was
+    paused (SIGSTOP, then SIGCONT) books the previous step's time instead of the pause.
     """
     cfg, info = task.cfg, task.ctx.info
     log = Log(cfg, task.ctx.run, start, info.main)
     window, last_save = Window(info.device), time.monotonic()
+    last_step = 0.0  # seconds of the last step that ran without a pause
     for step in range(start + 1, cfg.steps + 1):
         # 1. One optimizer step over grad_accum micro-batches (DDP syncs gradients on the last only).
-        step_t0 = time.perf_counter()
+        step_t0, continued = time.perf_counter(), stop.continued
         lr = set_lr(task.optimizer, step, cfg)
         for micro in range(cfg.grad_accum):
             with task.sync(micro == cfg.grad_accum - 1):
@@ -95,7 +97,9 @@ def loop(task: Task, start: int, clock: float, stop: StopSignals) -> Path:
         task.after_step(step)
         if task.ema is not None:
             ema_update(task.ema, task.model, cfg.ema_decay)
-        clock += time.perf_counter() - step_t0
+        if stop.continued == continued:
+            last_step = time.perf_counter() - step_t0
+        clock += last_step
         # The last step: the step count, or the budget of training time (max_train_minutes) spent.
         final = step == cfg.steps or (cfg.max_train_minutes > 0 and distributed.all_agree(
             info, clock < cfg.max_train_minutes * 60) is False)

@@ -74,10 +74,15 @@ def read_metrics(path: str | Path) -> list[dict]:
 
 class StopSignals:
     """While active, the first SIGINT or SIGTERM only sets `requested` (the loop checkpoints and stops);
-    a second one stops at once. Handlers are installed only in the main thread (Python's rule)."""
+    a second one stops at once. Handlers are installed only in the main thread (Python's rule).
+
+    SIGCONT (a process continued after SIGSTOP or Ctrl-Z) is counted in `continued`: a step during which the
+    process was paused is not timed by the wall clock (the loop books the step before it instead), so that
+    `train_seconds`, the x axis of every learning curve, holds training and not the pause."""
 
     def __init__(self):
         self.signum: int | None = None
+        self.continued = 0
         self._old = {}
 
     @property
@@ -91,10 +96,14 @@ class StopSignals:
         print(f"\n{signal.Signals(signum).name}: saving a checkpoint after this step (again to stop at once)",
               file=sys.stderr, flush=True)
 
+    def _count_continue(self, signum, frame):
+        self.continued += 1
+
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
             for s in (signal.SIGINT, signal.SIGTERM):
                 self._old[s] = signal.signal(s, self._handle)
+            self._old[signal.SIGCONT] = signal.signal(signal.SIGCONT, self._count_continue)
         return self
 
     def __exit__(self, *exc):

@@ -2,6 +2,9 @@
 and exports through it; EMA, the LR setter and the log window."""
 
 import json
+import os
+import signal
+import time
 
 import pytest
 import torch
@@ -64,6 +67,30 @@ def test_a_new_task_trains_checkpoints_and_exports_through_the_loop(tmp_path):
     assert [d["step"] for d in lines] == list(range(1, 101)) and lines[-1]["loss"] < 0.01 * lines[0]["loss"]
     assert "points_per_s" in lines[0] and lines[-1]["train_seconds"] > 0
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step_00000050", "step_00000100"]
+
+
+class PausedLineTask(LineTask):
+    """Step 5 lasts a second; with `pause`, the process is continued (SIGCONT) during it, as after a SIGSTOP."""
+
+    pause = True
+
+    def loss(self, batch, step):
+        if step == 5:
+            time.sleep(1.0)
+            if self.pause:
+                os.kill(os.getpid(), signal.SIGCONT)
+        return super().loss(batch, step)
+
+
+@pytest.mark.parametrize("pause", [True, False])
+def test_a_paused_step_is_not_booked_as_training_time(tmp_path, pause):
+    cfg = resolve("tiny-test", sets=["steps=8", "batch_size=4", "checkpoint_every=100"], out=str(tmp_path))
+    task = PausedLineTask(cfg, cfg.model_config(), Context.start(cfg, resume_run=False))
+    task.pause = pause
+    with StopSignals() as stop:
+        loop(task, start=0, clock=0.0, stop=stop)
+    booked = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()][-1]["train_seconds"]
+    assert (booked < 0.5) if pause else (booked >= 1.0)  # the slow step counts only when it was not a pause
 
 
 def test_ema_update_averages_parameters_and_copies_buffers():
