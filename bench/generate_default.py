@@ -36,7 +36,7 @@ TENKU = Path(sys.executable).with_name("tenku")
 PHASES = r"""
 import json, sys, time
 t0 = time.perf_counter()
-import tenku.cli, tenku.pipeline as P, tenku.data.video_io as V
+import tenku.cli, tenku.pipeline as P, tenku.data.video_io as V, tenku.models.text as TXT
 spent = {"imports": time.perf_counter() - t0}
 def timed(owner, name, phase):
     f = getattr(owner, name)
@@ -49,7 +49,7 @@ def timed(owner, name, phase):
     setattr(owner, name, wrapper)
 timed(P, "load_pipeline", "loading (all)")
 timed(P, "text_encoder_for", "loading text encoder")
-timed(P.Pipeline, "encode_prompt", "text")
+timed(TXT.TextEncoder, "encode_tokens", "text")  # the CLI encodes before sampling (older trees: inside it)
 timed(P.Pipeline, "sample_latents", "sampling")
 timed(P.Pipeline, "decode_latents", "decoding")
 timed(V.VideoWriter, "write", "writing")
@@ -139,7 +139,7 @@ def phases(args, envs: dict[str, dict]) -> list[tuple[str, dict]]:
              "start-up: imports": med("imports"),
              "loading: VAE + DiT": med("loading (all)") - med("loading text encoder"),
              "text: encoder load + encoding": med("loading text encoder") + med("text"),
-             "sampling": med("sampling") - med("text"),  # sample_latents encodes the prompt first
+             "sampling": med("sampling"),
              "decoding": med("decoding"),
              "writing": med("writing")}
         r["other"] = med("wall") - sum(r.values())

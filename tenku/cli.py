@@ -27,18 +27,21 @@ def cmd_generate(args) -> int:
     with kept_until_exit():
         # A prompt seen before is read from the user's prompt cache: no text encoder is loaded (TENKU_CACHE=off).
         pipe = load_pipeline(args.model, pick_device(args.device), prompt_cache=default_dir())
-    if args.lora:
-        pipe.apply_lora(args.lora, args.lora_scale)
-    # 1. The flags as one request, checked before any work (None = the model's default; 0, NaN and negatives
-    # are refused). The pipeline decides between one clip and a sliding window, as for the server.
-    request = GenerateRequest.from_inputs(
-        _read_storyboard(args.prompt), image=args.image, last_image=args.last_image, extend=args.extend,
-        connect=args.connect, loop=args.loop, edit=args.edit, direction=args.direction, strength=args.strength,
-        frames=args.frames, seconds=args.seconds, height=args.height, width=args.width, fps=args.fps,
-        steps=args.steps, guidance=args.guidance, sampler=args.sampler, seed=args.seed, window=args.window,
-        history=args.history)
-    out = _output_path(args.output, pipe.check(request).one_frame)
-    check_writable(out)  # a folder or an unwritable path fails now, not after the video is made
+        if args.lora:
+            pipe.apply_lora(args.lora, args.lora_scale)
+        # 1. The flags as one request, checked before any work (None = the model's default; 0, NaN and negatives
+        # are refused). The pipeline decides between one clip and a sliding window, as for the server.
+        request = GenerateRequest.from_inputs(
+            _read_storyboard(args.prompt), image=args.image, last_image=args.last_image, extend=args.extend,
+            connect=args.connect, loop=args.loop, edit=args.edit, direction=args.direction, strength=args.strength,
+            frames=args.frames, seconds=args.seconds, height=args.height, width=args.width, fps=args.fps,
+            steps=args.steps, guidance=args.guidance, sampler=args.sampler, seed=args.seed, window=args.window,
+            history=args.history)
+        checked = pipe.check(request)
+        out = _output_path(args.output, checked.one_frame)
+        check_writable(out)  # a folder or an unwritable path fails now, not after the video is made
+        # The prompts' text states now: on a cache miss this loads the text encoder, which lives until exit too.
+        pipe.text_encoder.encode_tokens([shot.prompt for shot in checked.shots])
     # 2. Generate, streaming into the file.
     bar = None  # made at the first step, when its total is known (an empty bar would print "0step" first)
 
