@@ -134,6 +134,24 @@ def test_dit_loss_falls_and_exports_a_model_dir(tmp_path):
     assert (tmp_path / "tensorboard").is_dir() and len(list((tmp_path / "checkpoints").iterdir())) == 2
 
 
+def test_bf16_autocast_on_the_cpu_trains_like_fp32_and_keeps_fp32_weights(tmp_path):
+    # precision=bf16 on a CPU with native bf16 matmuls (bench/core.py) runs the matmuls in bfloat16.
+    lasts = {}
+    for precision in ("fp32", "bf16"):
+        cfg = resolve("tiny-test", sets=["steps=40", "lr=1e-2", "warmup_steps=5", "checkpoint_every=40",
+                                         f"precision={precision}"], task="dit", out=str(tmp_path / precision))
+        with pytest.warns(UserWarning, match="untrained VAE"):
+            out = train(cfg, dataset=FixedLatents(n=4, scale=3.0), collate=collate_latents)
+        loss = _losses(tmp_path / precision)
+        lasts[precision] = sum(loss[s] for s in range(31, 41)) / 10
+        assert lasts[precision] < 0.7 * sum(loss[s] for s in range(1, 11)) / 10
+        from safetensors import safe_open
+
+        with safe_open(str(out / "dit.safetensors"), "pt") as f:
+            assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"F32"}
+    assert abs(lasts["bf16"] - lasts["fp32"]) < 0.15 * lasts["fp32"], lasts
+
+
 def test_vae_loss_falls_reports_psnr_and_stores_latent_stats(tmp_path):
     cfg = resolve("tiny-test", sets=["steps=50", "lr=1e-2", "warmup_steps=4", "checkpoint_every=25", "ema_decay=0",
                                      "batch_size=2", "eval_every=25", "adv_weight=0.1", "adv_start=40"],
