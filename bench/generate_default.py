@@ -12,6 +12,9 @@ tenku/models/prompt_cache.py: transformers is not imported). Peak memory is the 
 start-up (interpreter + imports), loading the VAE + DiT, text (loading the encoder when the prompt is not cached,
 and encoding), sampling, decoding and writing; "interpreter + exit" is what no timer covers (start, and the interpreter's shutdown).
 
+Last, the warm `generate` of the default clip (one process, the pipeline loaded once) and its speed as a
+multiple of real time (the clip's length / the time to make it).
+
 `--against DIR` times another checkout (its `tenku` package, through PYTHONPATH, with this virtualenv) in the
 same run, alternating with this one, as one more column; every column's ratio to the first is printed: the machine's speed varies from
 run to run, the ratio much less. On a loaded machine `--threads 1` keeps each run from waiting on a busy core.
@@ -62,6 +65,22 @@ sys.exit(rc)
 """
 
 
+# A warm pipeline: the default clip generated again and again in one process (what the server does).
+WARM = r"""
+import json, statistics, sys, time
+import tenku
+pipe = tenku.load_pipeline(sys.argv[1] or None)
+prompt, runs = sys.argv[2], int(sys.argv[3])
+video = pipe.generate(prompt, seed=0)
+times = []
+for seed in range(1, runs + 1):
+    t = time.perf_counter()
+    pipe.generate(prompt, seed=seed)
+    times.append(time.perf_counter() - t)
+print(json.dumps({"seconds": statistics.median(times), "clip_seconds": len(video.frames) / video.fps}))
+"""
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5, help="repeats (the median is reported)")
@@ -94,6 +113,13 @@ def main():
            ("peak RSS MiB (median)", {n: statistics.median(v) for n, v in peaks.items()})], fmt=".2f")
     print(f"\nwhere the time goes, s (median of {args.runs} fresh processes, timers inside the CLI's own path):")
     table(rows, fmt=".2f")
+    warm = {name: json.loads(subprocess.run([sys.executable, "-c", WARM, args.model or "", args.prompt, str(args.runs)],
+                                            capture_output=True, text=True, check=True, env=envs[name],
+                                            cwd=tempfile.gettempdir()).stdout.strip().splitlines()[-1])
+            for name in envs if name != "prompt cached"}
+    print(f"\nwarm generate (one process, the pipeline loaded once; median of {args.runs} seeds after a warm-up):")
+    table([("seconds per clip", {n: w["seconds"] for n, w in warm.items()}),
+           ("x real time", {n: w["clip_seconds"] / w["seconds"] for n, w in warm.items()})], fmt=".2f")
 
 
 def command(args, out: str) -> list[str]:

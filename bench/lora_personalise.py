@@ -2,13 +2,15 @@
 
 Tenku World holds some (colour, shape, motion) triples out of training (palette.COMBO_HOLDOUT); the `combo`
 split is made of them. This fine-tunes low-rank adapters (`tenku train dit --set lora_rank=R`, base frozen) on
-`--clips` clips of one held-out pair from the combo split of the `uniform` mix, and scores WorldBench on other
-clips of the same pair (another seed) before and after, with the same sampling seeds. A two-stage model draws
+`--clips` clips of one held-out pair from the combo split of a scene mix (`--mix`: `simple`, the default model's,
+holds a blue square that falls, which it renders badly; `uniform` a red triangle and a white ball in uniform
+motion), and scores WorldBench on other clips of the same pair (another seed) before and after, with the same
+sampling seeds. A two-stage model draws
 frame 0 as an image first, so the adapter also trains on each clip's first frame alone (the image stage), and
 on `--replay` clips of the `simple` world it was trained on (half single frames), so that it learns the pair
 without forgetting how to draw and move anything else:
 
-    nice .venv/bin/python bench/lora_personalise.py --color red --shape triangle --clips 8 --minutes 10
+    nice .venv/bin/python bench/lora_personalise.py --color blue --shape square --mix simple --clips 8 --steps 300
 
 Prints one table: colour, shape, direction and no-object rate before / after, beside WorldBench's chance rows
 (report.json of each side), the adapter's size in MB and the training minutes.
@@ -40,12 +42,13 @@ def write_manifest(path: Path, records: list[dict]) -> Path:
     return path
 
 
-def pair_clips(out: Path, seed: int, color: str, shape: str, want: int, frames: int = 17) -> Path:
-    """A manifest of `want` single-object clips of (color, shape) drawn from the combo split (uniform mix). The
+def pair_clips(out: Path, seed: int, color: str, shape: str, want: int, mix: str, frames: int = 17) -> Path:
+    """A manifest of `want` single-object clips of (color, shape) drawn from the combo split of `mix`. The
     same seed with frames=1 gives the same scenes' first frames (layouts do not depend on the clip length)."""
-    world = out / f"world-{seed}" if frames == 17 else out / f"world-{seed}-f{frames}"
+    name = f"world-{seed}" if mix == "uniform" else f"world-{mix}-{seed}"  # uniform: the folders of earlier runs
+    world = out / name if frames == 17 else out / f"{name}-f{frames}"
     if not (world / "manifest.jsonl").is_file():
-        tenku("world", "make", "--out", str(world), "--count", str(want * 8), "--split", "combo", "--mix", "uniform",
+        tenku("world", "make", "--out", str(world), "--count", str(want * 12), "--split", "combo", "--mix", mix,
               "--seed", str(seed), "--height", "64", "--width", "64", "--frames", str(frames), "-q")
     lines = read_records(world / "manifest.jsonl")
     keep = [d for d in lines if [(o["color"], o["shape"]) for o in d["scene"]["objects"]] == [(color, shape)]]
@@ -55,10 +58,10 @@ def pair_clips(out: Path, seed: int, color: str, shape: str, want: int, frames: 
     return write_manifest(path, keep[:want])
 
 
-def training_manifest(out: Path, color: str, shape: str, clips: int, replay: int) -> Path:
+def training_manifest(out: Path, color: str, shape: str, clips: int, replay: int, mix: str) -> Path:
     """The pair's clips, their first frames alone, and `replay` clips of the simple world (half single frames),
     in one manifest with absolute video paths."""
-    parts = [pair_clips(out, 0, color, shape, clips), pair_clips(out, 0, color, shape, clips, frames=1)]
+    parts = [pair_clips(out, 0, color, shape, clips, mix), pair_clips(out, 0, color, shape, clips, mix, frames=1)]
     if replay:
         world = out / "replay"
         if not (world / "manifest.jsonl").is_file():
@@ -95,6 +98,7 @@ def main(argv=None) -> None:
     p.add_argument("--model", default=str(ROOT / "tenku" / "assets" / "world-xs"), help="base model directory")
     p.add_argument("--color", default="red")
     p.add_argument("--shape", default="triangle")
+    p.add_argument("--mix", default="uniform", choices=("simple", "uniform", "full"), help="scene mix of the pair's clips")
     p.add_argument("--clips", type=int, default=8, help="training clips of the pair")
     p.add_argument("--replay", type=int, default=32, help="clips of the simple world trained beside the pair")
     p.add_argument("--eval", type=int, default=24, help="evaluation clips of the pair (another seed)")
@@ -107,8 +111,8 @@ def main(argv=None) -> None:
                    " not minutes, is what keeps an adapter from memorising a handful of clips")
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "lora")
     args = p.parse_args(argv)
-    train_m = training_manifest(args.out, args.color, args.shape, args.clips, args.replay)
-    eval_m = pair_clips(args.out, 1, args.color, args.shape, args.eval)
+    train_m = training_manifest(args.out, args.color, args.shape, args.clips, args.replay, args.mix)
+    eval_m = pair_clips(args.out, 1, args.color, args.shape, args.eval, args.mix)
     cache = args.out / f"cache-{train_m.stem}"
     run = args.out / f"run-{train_m.stem}-r{args.rank}-lr{args.lr:g}-s{args.steps}"
     tenku("cache", "--model", args.model, "--manifest", str(train_m), "--out", str(cache), "-q")
@@ -122,7 +126,7 @@ def main(argv=None) -> None:
     size = sum(f.stat().st_size for f in (run / "lora").iterdir()) / 1e6
     minutes = max(json.loads(x).get("train_seconds", 0) for x in (run / "metrics.jsonl").read_text().splitlines()
                   if x.startswith("{")) / 60
-    print(f"WorldBench on {args.eval} clips of a {args.color} {args.shape} in uniform motion (held out of training);"
+    print(f"WorldBench on {args.eval} clips of a {args.color} {args.shape} ({args.mix} mix, held out of training);"
           f" LoRA rank {args.rank} on {args.clips} clips (+ their first frames, + {args.replay} replay clips), {minutes:.1f} training minutes, adapter {size:.2f} MB\n")
     print("| model | " + " | ".join(k.replace("_", " ") for k in SHOWN) + " |\n|" + "---|" * (len(SHOWN) + 1))
     print(row("default", before))
