@@ -105,7 +105,9 @@ def build_parser(features: bool = True) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tenku", description="Text-to-video with a spacetime-patch diffusion transformer.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    g = sub.add_parser("generate", help="generate a video (or an image with --frames 1) from a prompt")
+    g = sub.add_parser("generate", help="generate a video (or an image with --frames 1) from a prompt",
+                       epilog="A prompt's text states are kept in $TENKU_CACHE/prompts (default ~/.cache/tenku), so "
+                              "the same prompt again loads no text encoder; TENKU_CACHE=off turns this off.")
     g.add_argument("prompt", help="what the video shows; or a storyboard '0-5s: ...; 5-10s: ...' or a .json file")
     g.add_argument("-o", "--output", help="output file (.mp4, or .png for one frame); default tenku.mp4")
     n = g.add_mutually_exclusive_group()
