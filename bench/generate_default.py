@@ -7,17 +7,18 @@
 Each run is a fresh process (model and text encoder loading included, as a user sees it), in two columns:
 `first run`, a prompt this user never generated (an empty prompt cache per run: the text encoder is loaded),
 and `prompt cached`, the same prompt again (its text states read from the prompt cache,
-tenku/models/prompt_cache.py: transformers is not imported). Peak memory is the child's maximum resident set size. A second set of fresh processes runs the same command through
-`tenku.cli.main` with timers wrapped around the pipeline's own functions, to split the wall time into
-start-up (interpreter + imports), loading the VAE + DiT, text (loading the encoder when the prompt is not cached,
-and encoding), sampling, decoding and writing; "interpreter + exit" is what no timer covers (start, and the interpreter's shutdown).
+tenku/models/prompt_cache.py: transformers is not imported). Peak memory is the child's maximum resident set
+size. A second set of fresh processes runs the same command through `tenku.cli.main` with timers wrapped
+around the pipeline's own functions, to split the wall time into start-up (interpreter + imports), loading the
+VAE + DiT, text (loading the encoder when the prompt is not cached, and encoding), sampling, decoding and
+writing; "interpreter + exit" is what no timer covers (start, and the interpreter's shutdown).
 
 Last, the warm `generate` of the default clip (one process, the pipeline loaded once) and its speed as a
 multiple of real time (the clip's length / the time to make it).
 
 `--against DIR` times another checkout (its `tenku` package, through PYTHONPATH, with this virtualenv) in the
-same run, alternating with this one, as one more column; every column's ratio to the first is printed: the machine's speed varies from
-run to run, the ratio much less. On a loaded machine `--threads 1` keeps each run from waiting on a busy core.
+same run, alternating with this one, as one more column; every column's ratio to the first is printed: the
+machine's speed varies from run to run, the ratio much less. On a loaded machine `--threads 1` keeps each run from waiting on a busy core.
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ def main():
                            env=envs["prompt cached"], cwd=tmp)
         walls, peaks = wall_times(args, envs)
         rows = phases(args, envs)
+        warm = warm_times(args, {name: e for name, e in envs.items() if name != "prompt cached"})
     model = f" --model {args.model}" if args.model else ""
     threads = f", OMP_NUM_THREADS={args.threads}" if args.threads else ""
     print(f"`tenku generate \"{args.prompt}\"{model}`, {args.runs} fresh processes per column{threads}; "
@@ -113,10 +115,6 @@ def main():
            ("peak RSS MiB (median)", {n: statistics.median(v) for n, v in peaks.items()})], fmt=".2f")
     print(f"\nwhere the time goes, s (median of {args.runs} fresh processes, timers inside the CLI's own path):")
     table(rows, fmt=".2f")
-    warm = {name: json.loads(subprocess.run([sys.executable, "-c", WARM, args.model or "", args.prompt, str(args.runs)],
-                                            capture_output=True, text=True, check=True, env=envs[name],
-                                            cwd=tempfile.gettempdir()).stdout.strip().splitlines()[-1])
-            for name in envs if name != "prompt cached"}
     print(f"\nwarm generate (one process, the pipeline loaded once; median of {args.runs} seeds after a warm-up):")
     table([("seconds per clip", {n: w["seconds"] for n, w in warm.items()}),
            ("x real time", {n: w["clip_seconds"] / w["seconds"] for n, w in warm.items()})], fmt=".2f")
@@ -172,6 +170,16 @@ def phases(args, envs: dict[str, dict]) -> list[tuple[str, dict]]:
         r["total"] = med("wall")
         rows[name] = r
     return [(stage, {name: rows[name][stage] for name in rows}) for stage in rows["first run"]]
+
+
+def warm_times(args, envs: dict[str, dict]) -> dict[str, dict]:
+    """Per column: median seconds of a warm `generate` (the WARM script; the API loads no prompt cache) and the
+    clip's length in seconds."""
+    cmd = [sys.executable, "-c", WARM, args.model or "", args.prompt, str(args.runs)]
+    # cwd: `python -c` puts the working directory first on sys.path, ahead of PYTHONPATH
+    return {name: json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True, env=env,
+                                            cwd=tempfile.gettempdir()).stdout.strip().splitlines()[-1])
+            for name, env in envs.items()}
 
 
 def run_env(env: dict, i: int) -> dict:

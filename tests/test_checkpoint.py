@@ -132,3 +132,18 @@ def test_a_meta_built_module_with_an_unsaved_buffer_is_refused(tmp_path):
     module = build_on_meta(Scaled, tmp_path / "s.safetensors")
     with pytest.raises(CheckpointError, match="no values for \\['scale'\\]"):
         load_state(module, tmp_path / "s.safetensors")
+
+
+def test_loading_a_model_dir_draws_no_random_init(tmp_path):
+    # Built on the meta device, the modules skip their init: a random draw there costs a fresh process the
+    # torch._dynamo import (~0.6 s of the default command), and its result would be overwritten anyway.
+    import subprocess
+    import sys
+
+    from tenku.pipeline import init_model
+
+    init_model(tmp_path / "m", "tiny")
+    code = ("import sys; from tenku.checkpoint import load_model_dir; load_model_dir(sys.argv[1]); "
+            "print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m")], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -1,8 +1,9 @@
 """Prompt states kept on disk, so that a fresh `tenku generate` with a prompt seen before skips the text encoder.
 
 Loading MiniLM costs a fresh process about a second, nearly all of it importing `transformers`' model code;
-running it on one prompt costs 0.01 s. A user iterating on seeds, sizes or guidance repeats the prompt, so the
-CLI and the server keep each prompt's token states (float32, (L, D)) in one small safetensors file:
+running it on one prompt costs 0.01 s. A user iterating on seeds, sizes or guidance repeats the prompt, so
+`tenku generate` keeps each prompt's token states (float32, (L, D)) in one small safetensors file (the server
+keeps its encoder loaded and needs only the in-memory cache):
 
     $TENKU_CACHE/prompts/<sha256>.safetensors     (TENKU_CACHE defaults to $XDG_CACHE_HOME/tenku or ~/.cache/tenku;
                                                    TENKU_CACHE=off turns it off)
@@ -10,7 +11,7 @@ CLI and the server keep each prompt's token states (float32, (L, D)) in one smal
 The file name hashes everything the states depend on: the encoder's files (names, sizes, modification times),
 the reading (max length, convention, layers), the device type, and the prompt; the prompt is also stored in the
 file and compared on reading. An unreadable or mismatched file is ignored (and rewritten), never trusted.
-Writes are atomic; the folder is pruned to the newest `keep` files, so a server fed endless prompts stays small
+Writes are atomic; the folder is pruned to the newest `keep` files, so endless new prompts keep it small
 (about 20 KB a prompt with MiniLM).
 """
 
