@@ -178,7 +178,27 @@ print(json.dumps({"frames": frames, "seconds": dt, "extra_mib": (max(peak[0], rs
 """
 
 
-def vae_table(quick: bool):
+def vae_train_rows(bf16: bool):
+    """The world-xs VAE's training step (encode, decode, reconstruction loss, backward) in fp32 and, with bf16,
+    under bf16 autocast: what `precision: auto` picks on a CPU with native bf16."""
+    from tenku.models.vae import VideoVAE
+
+    vae = VideoVAE(preset("world-xs").vae)
+    video = torch.rand(4, 3, 9, 64, 64) * 2 - 1  # (B, C, T, H, W): a training batch of 9-frame clips
+
+    def step():
+        recon = vae.decode(vae.encode(video).sample())  # (B, C, T, H, W)
+        (recon.float() - video).abs().mean().backward()
+
+    steps = {"fp32": step, **({"bf16": in_bf16(step)} if bf16 else {})}
+    secs = time_interleaved(steps, 3)
+    print(f"\nVAE training step (world-xs preset, batch 4 x 9 x 64 x 64, encode + decode + L1 + backward)")
+    print(f"{'precision':<10}{'s/step':>9}{'vs fp32':>9}")
+    for k, v in secs.items():
+        print(f"{k:<10}{v:>9.3f}{secs['fp32'] / v:>8.2f}x")
+
+
+def vae_table(quick: bool, bf16: bool):
     from tenku.models.vae import VideoVAE
 
     vae = VideoVAE(preset("world-s").vae).eval()
@@ -191,6 +211,7 @@ def vae_table(quick: bool):
     print(f"{'op':<10}{'s/clip':>9}{'frames/s':>10}")
     for k, s in secs.items():
         print(f"{k:<10}{s:>9.3f}{frames / s:>10.1f}")
+    vae_train_rows(bf16)
     print("\nVAE decode working memory (world-s, streamed with iter_decode; a fresh process each, 8 fps;")
     print("peak resident memory during decode minus before it, sampled every 2 ms)")
     print(f"{'video':<8}{'frames':>8}{'seconds':>9}{'extra RSS MiB':>15}")
@@ -213,7 +234,7 @@ def main():
     if args.only in (None, "dit"):
         dit_table(args.quick, not args.no_compile, not args.no_bf16)
     if args.only in (None, "vae"):
-        vae_table(args.quick)
+        vae_table(args.quick, not args.no_bf16)
 
 
 if __name__ == "__main__":
