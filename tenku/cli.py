@@ -9,7 +9,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from tenku.cli_args import add_device, run
+from tenku.cli_args import add_device, add_precision, run
 
 # Feature modules that add sub-commands.
 FEATURES = ["tenku.world.cli", "tenku.worldbench.cli", "tenku.data.cache", "tenku.train.loop", "tenku.serve.cli", "tenku.models.convert"]
@@ -26,7 +26,8 @@ def cmd_generate(args) -> int:
 
     with kept_until_exit():
         # A prompt seen before is read from the user's prompt cache: no text encoder is loaded (TENKU_CACHE=off).
-        pipe = load_pipeline(args.model, pick_device(args.device), prompt_cache=default_dir())
+        pipe = load_pipeline(args.model, pick_device(args.device), prompt_cache=default_dir(),
+                             precision=args.precision)
         if args.lora:
             pipe.apply_lora(args.lora, args.lora_scale)
         # 1. The flags as one request, checked before any work (None = the model's default; 0, NaN and negatives
@@ -122,6 +123,7 @@ def build_parser(features: bool = True) -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same video")
     g.add_argument("--model", help="model directory (default: the model shipped with Tenku)")
     add_device(g, "the model")
+    add_precision(g)
     g.add_argument("--lora", metavar="DIR", help="LoRA adapter folder (from `tenku train dit --set lora_rank=R`)")
     g.add_argument("--lora-scale", type=float, default=1.0, help="how much of the adapter's change to apply")
     c = g.add_argument_group("conditioning (given frames are kept exactly)")

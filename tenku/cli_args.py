@@ -3,6 +3,7 @@
 - Lists are space-separated (argparse's nargs="+"): `--sizes 64x64 48x80`, `--frames 1 9 17`.
 - A size is HEIGHTxWIDTH in pixels (`size`).
 - `--device` takes auto, cpu or cuda; the default, auto, is CUDA when there is one (`add_device`).
+- `--precision` (generating commands) takes auto, fp32 or bf16 (`add_precision`).
 - Bad input exits with status 2 and one line, `tenku: error: ...`, as argparse does for a bad flag (`run`).
 """
 
@@ -30,6 +31,13 @@ def size(text: str) -> tuple[int, int]:
 def add_device(parser: argparse.ArgumentParser, what: str = "the models") -> None:
     parser.add_argument("--device", default="auto", choices=DEVICES,
                         help=f"device for {what}: auto (CUDA when there is one), cpu or cuda")
+
+
+def add_precision(parser: argparse.ArgumentParser) -> None:
+    """The DiT's arithmetic while sampling (tenku/precision.py; the choices are its PRECISIONS)."""
+    parser.add_argument("--precision", default="fp32", choices=("auto", "fp32", "bf16"),
+                        help="the DiT's arithmetic while sampling: fp32 (default), bf16 autocast, or auto (bf16 where"
+                        " the hardware multiplies it natively: CUDA, CPUs with AVX512-BF16/AMX/Arm BF16)")
 
 
 def run(args: argparse.Namespace, prog: str = "tenku") -> int:

@@ -25,6 +25,7 @@ from tenku.models.text import text_encoder_for
 from tenku.models.vae import VideoVAE
 from tenku.data.video_io import VideoWriter, tensor_to_frames, write_video
 from tenku.models.wan import is_diffusers_folder, load_wan
+from tenku.precision import autocast, use_bf16
 
 DEFAULT_MODEL = Path(__file__).parent / "assets" / "world-xs"
 Callback = Callable[[int, int], None]  # callback(step, total) after every sampler step
@@ -42,10 +43,15 @@ class Video:
 class Pipeline:
     modes = {"text", "image", "extend", "connect", "loop", "edit"}
 
-    def __init__(self, cfg: ModelConfig, vae: VideoVAE, dit: DiT, text_encoder, device: str | torch.device = "cpu"):
+    def __init__(self, cfg: ModelConfig, vae: VideoVAE, dit: DiT, text_encoder, device: str | torch.device = "cpu",
+                 precision: str = "fp32"):
+        """`precision`: the DiT's arithmetic while sampling ("fp32", "bf16" autocast, or "auto": bf16 where the
+        hardware multiplies it natively, tenku/precision.py); the VAE and the sampler's state stay fp32."""
         self.cfg, self.device = cfg, torch.device(device)
         self.vae = vae.eval().requires_grad_(False).to(self.device)
         self.dit = dit.eval().requires_grad_(False).to(self.device)
+        self.net: torch.nn.Module = self.dit  # what the sampler calls: the DiT, or its compiled form (compile())
+        self.bf16 = use_bf16(precision, self.device)
         self.text_encoder = text_encoder
         self.memory_budget = memory_budget(self.device)  # bytes one request may use (tenku/budget.py)
         if text_encoder.dim != cfg.dit.text_dim:
@@ -53,7 +59,7 @@ class Pipeline:
 
     @classmethod
     def from_dir(cls, path: str | Path, device: str | torch.device = "cpu",
-                 prompt_cache: str | Path | None = None) -> "Pipeline":
+                 prompt_cache: str | Path | None = None, precision: str = "fp32") -> "Pipeline":
         """A Tenku model directory, or a Wan 2.1 folder in the diffusers layout (mapped by tenku/models/wan.py).
         `prompt_cache`: a folder that keeps prompts' text states between processes (tenku/models/prompt_cache.py)."""
         path = Path(path)
@@ -61,13 +67,22 @@ class Pipeline:
             cfg, vae, dit = load_wan(path)
         else:
             cfg, vae, dit = load_model_dir(path, device=device)  # config and weight shapes checked before loading
-        return cls(cfg, vae, dit, text_encoder_for(cfg, device, prompt_cache), device)
+        return cls(cfg, vae, dit, text_encoder_for(cfg, device, prompt_cache), device, precision)
 
     def apply_lora(self, path: str | Path, scale: float = 1.0) -> "Pipeline":
         """Fold a LoRA adapter folder (tenku/models/lora.py) into the transformer: `scale` times its change."""
         from tenku.models.lora import merge_lora
 
-        self.dit = merge_lora(self.dit, path, scale).to(self.device).eval()
+        self.dit = self.net = merge_lora(self.dit, path, scale).to(self.device).eval()
+        return self
+
+    def compile(self) -> "Pipeline":
+        """Sample through `torch.compile` of the DiT (inductor; tenku/train/compile.py, eager if compiling fails):
+        for a process that generates many clips (the server). Each new clip size compiles once (tens of seconds
+        on a CPU), so a single `tenku generate` is faster without it."""
+        from tenku.train.compile import MaybeCompiled
+
+        self.net = MaybeCompiled(self.dit)
         return self
 
     # ---- sizes
@@ -140,20 +155,21 @@ class Pipeline:
         if x_start is not None:  # editing: start part-way along the path from the given latents
             noise = flow.interpolate(x_start, noise, torch.tensor([t_start], device=self.device))
         cond = Conditioning(plan.given, plan.mask) if plan is not None and plan.mask is not None else None
-        if cond is None and x_start is None and latent_frames > 1 and self.cfg.sample.two_stage:
-            cond = self._first_frame(noise, text, text_mask, steps, guidance, sampler)
-        shift = flow.shift_for_tokens(self.dit.num_tokens(latent_frames, h, w), self.cfg.flow)
-        if cond is not None and self.cfg.flow.given_noise > 0:  # as training saw given frames (FlowConfig)
-            cond = Conditioning(cond.latents, cond.mask, flow.given_t(self.cfg.flow),
-                                torch.randn(noise.shape, generator=g).to(self.device))
-        velocity = GuidedVelocity(self.dit, text, text_mask, guidance, cond, self._null_text())
-        return sample(velocity, noise, steps, shift, sampler, cond=cond, t_start=t_start, callback=callback)
+        with autocast(self.device, self.bf16):  # the DiT's matmuls only: the sampler adds in fp32
+            if cond is None and x_start is None and latent_frames > 1 and self.cfg.sample.two_stage:
+                cond = self._first_frame(noise, text, text_mask, steps, guidance, sampler)
+            shift = flow.shift_for_tokens(self.dit.num_tokens(latent_frames, h, w), self.cfg.flow)
+            if cond is not None and self.cfg.flow.given_noise > 0:  # as training saw given frames (FlowConfig)
+                cond = Conditioning(cond.latents, cond.mask, flow.given_t(self.cfg.flow),
+                                    torch.randn(noise.shape, generator=g).to(self.device))
+            velocity = GuidedVelocity(self.net, text, text_mask, guidance, cond, self._null_text())
+            return sample(velocity, noise, steps, shift, sampler, cond=cond, t_start=t_start, callback=callback)
 
     def _first_frame(self, noise, text, text_mask, steps, guidance, sampler) -> Conditioning:
         """Two-stage text-to-video (Emu Video's factorisation): latent frame 0 sampled as an image (a one-frame
         video) from the text, then given to the second stage, which only has to animate it."""
         shift = flow.shift_for_tokens(self.dit.num_tokens(1, *noise.shape[-2:]), self.cfg.flow)
-        first = sample(GuidedVelocity(self.dit, text, text_mask, guidance, null_text=self._null_text()),
+        first = sample(GuidedVelocity(self.net, text, text_mask, guidance, null_text=self._null_text()),
                        noise[:, :, :1], steps, shift, sampler)
         given = torch.zeros_like(noise)
         given[:, :, :1] = first  # (1, C, 1, h, w) of (1, C, T', h, w)
@@ -251,16 +267,16 @@ class Pipeline:
 
 
 def load_pipeline(path: str | Path | None = None, device: str | torch.device = "cpu",
-                  prompt_cache: str | Path | None = None) -> Pipeline:
+                  prompt_cache: str | Path | None = None, precision: str = "fp32") -> Pipeline:
     """Load a model directory; None loads the default model shipped inside the package. `prompt_cache`: see
-    Pipeline.from_dir (`tenku generate` passes tenku.models.prompt_cache.default_dir())."""
+    Pipeline.from_dir (`tenku generate` passes tenku.models.prompt_cache.default_dir()); `precision`: Pipeline."""
     if path is None:
         if not (DEFAULT_MODEL / "config.json").is_file():
             raise FileNotFoundError(
                 f"no default model at {DEFAULT_MODEL}; pass a model directory (create a random one with"
                 " `tenku init-model --preset tiny DIR`)")
         path = DEFAULT_MODEL
-    return Pipeline.from_dir(path, device, prompt_cache)
+    return Pipeline.from_dir(path, device, prompt_cache, precision)
 
 
 def init_model(path: str | Path, preset_name: str = "tiny", seed: int = 0) -> Path:

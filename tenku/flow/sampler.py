@@ -57,10 +57,11 @@ class GuidedVelocity:
         if self.cond is not None:
             x = self.cond.model_input(x)
             tt = tt.masked_fill(self.cond.mask, self.cond.t)
+        # .to(x.dtype): under bf16 autocast the DiT answers in bf16; guidance and the steps stay in x's precision
         if self.guidance == 1.0:
-            v = self.dit(x, tt, self.text, self.text_mask)
+            v = self.dit(x, tt, self.text, self.text_mask).to(x.dtype)
         else:
-            v_c, v_u = self.dit(torch.cat([x, x]), torch.cat([tt, tt]), self.text, self.text_mask).chunk(2)
+            v_c, v_u = self.dit(torch.cat([x, x]), torch.cat([tt, tt]), self.text, self.text_mask).to(x.dtype).chunk(2)
             v = v_u + self.guidance * (v_c - v_u)
         if self.cond is not None:
             # Given frames do not move.

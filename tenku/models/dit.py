@@ -91,7 +91,8 @@ class Attention(nn.Module):
             w = torch.cat([self.k.weight, self.v.weight])
             bias = torch.cat([self.k.bias, self.v.bias])
             k, v = F.linear(context, w, bias).chunk(2, dim=-1)  # 2 x (B, L, D)
-        q, k = self.norm_q(q), self.norm_k(k)
+        # The norms in fp32 (as Wan's): under bf16 autocast q, k arrive in bf16 and the norm weights are fp32.
+        q, k = self.norm_q(q.float()).to(v.dtype), self.norm_k(k.float()).to(v.dtype)
         q, k, v = (z.unflatten(-1, (self.num_heads, -1)).transpose(1, 2) for z in (q, k, v))  # (B, heads, *, hd)
         if rope is not None:
             q, k = apply_rope(q, rope), apply_rope(k, rope)

@@ -67,7 +67,7 @@ class TrainConfig:
     beta2: float = 0.99  # AdamW's second-moment decay
     grad_clip: float = 1.0  # max grad norm; 0 = off
     ema_decay: float = 0.999  # 0 = no EMA
-    precision: str = "auto"  # "auto" (bf16 autocast on CUDA and native-bf16 CPUs: task.native_bf16), "fp32", "bf16"
+    precision: str = "auto"  # "auto" (bf16 autocast where native: tenku/precision.py), "fp32", "bf16"
     strategy: str = "ddp"  # under torchrun: "ddp" or "fsdp" (FSDP2, one shard unit per DiT block)
     device: str = "auto"  # "auto", "cpu", "cuda"
     seed: int = 0  # model init, data order and every training RNG (offset per rank)

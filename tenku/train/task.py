@@ -23,6 +23,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from tenku import precision
+from tenku.precision import use_bf16
 from tenku.train import distributed
 from tenku.checkpoint import load_model_config, load_state, save_json
 from tenku.train.compile import maybe_compile
@@ -51,32 +53,13 @@ class Context:
         if cfg.out is None:
             raise ValueError("no run folder: pass --out RUN_DIR")
         run, dev = Path(cfg.out), info.device
-        bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and native_bf16(dev))
-        autocast = torch.autocast(dev.type, dtype=torch.bfloat16) if bf16 and not info.sharded else nullcontext()
+        bf16 = use_bf16(cfg.precision, dev)  # tenku/precision.py: "auto" = where the hardware multiplies bf16
+        autocast = precision.autocast(dev, bf16 and not info.sharded)  # FSDP casts through its own policy
         random.seed(cfg.seed + info.rank)
         np.random.seed(cfg.seed + info.rank)
         if checkpoint_dirs(run) and not resume_run:  # every rank checks (RUN is shared), so all stop together
             raise ValueError(f"{run} already holds checkpoints: pass --resume to continue, or choose a new --out")
         return cls(info, run, bf16, autocast)
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether bf16 autocast pays on this device (precision "auto"): CUDA, and CPUs that multiply bf16 natively
-    (x86 AVX512-BF16 or AMX, Arm BF16). Elsewhere the CPU emulates bf16, slower than fp32. On an AVX512-BF16 EPYC
-    a world-xs DiT step ran 1.21x faster in bf16 with equal losses (README, "bf16")."""
-    if device.type == "cuda":
-        return True
-    return device.type == "cpu" and bool(cpu_flags() & {"avx512_bf16", "amx_bf16", "bf16"})
-
-
-def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
-    """The CPU's feature flags (x86 "flags", Arm "Features" in /proc/cpuinfo); empty where there is none."""
-    try:
-        lines = cpuinfo.read_text().splitlines()
-    except OSError:  # macOS, Windows: no /proc; "auto" stays fp32 there
-        return set()
-    rows = (line.split(":", 1) for line in lines if ":" in line)
-    return {flag for key, value in rows if key.strip() in ("flags", "Features") for flag in value.split()}
 
 
 def init_vae(cfg: TrainConfig, mcfg: ModelConfig) -> VideoVAE:

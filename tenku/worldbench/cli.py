@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from tenku.cli_args import add_device
+from tenku.cli_args import add_device, add_precision
 from tenku.train.distributed import pick_device
 from tenku.worldbench.truth import MIXES, SPLITS
 
@@ -64,7 +64,7 @@ def run_benchmark(pipe, out_dir, split: str = "id", count: int = 8, seed: int = 
 def cmd_run(args) -> int:
     import tenku
 
-    pipe = tenku.load_pipeline(args.model, pick_device(args.device))
+    pipe = tenku.load_pipeline(args.model, pick_device(args.device), precision=args.precision)
     report = run_benchmark(pipe, args.out, args.split, args.count, args.seed, args.frames, args.height,
                            args.width, args.fps, args.steps, args.guidance, floor_count=args.floor_count,
                            mix=args.mix, given=args.given)
@@ -86,6 +86,7 @@ def register_cli(subparsers) -> None:
     r = sub.add_parser("run", help="make a world split, generate its captions with a model, score them")
     r.add_argument("--model", help="model directory (default: the model shipped with Tenku)")
     add_device(r, "the model")
+    add_precision(r)
     r.add_argument("--split", default="id", choices=SPLITS, help="world split")
     r.add_argument("--mix", default="full", choices=tuple(MIXES), help="scene mix of the split")
     r.add_argument("--count", type=int, default=8, help="clips")

@@ -435,22 +435,3 @@ def test_init_from_into_another_patch_size_keeps_the_blocks_and_refreshes_only_p
     wider = DiT(dataclasses.replace(cfg, dim=2 * cfg.dim, ffn_dim=2 * cfg.ffn_dim))
     kept = fresh_patch_layers(old.state_dict(), wider.state_dict())
     assert kept["blocks.0.ffn.0.weight"].shape == old.state_dict()["blocks.0.ffn.0.weight"].shape
-
-
-def test_auto_precision_is_bf16_on_cuda_and_on_cpus_that_multiply_bf16_natively(tmp_path, monkeypatch):
-    from tenku.train import task
-
-    x86 = tmp_path / "x86"
-    x86.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16\n\nprocessor\t: 1\nflags\t\t: fpu\n")
-    arm = tmp_path / "arm"
-    arm.write_text("processor\t: 0\nFeatures\t: fp asimd bf16 i8mm\nCPU part\t: 0xd40\n")
-    old = tmp_path / "old"
-    old.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512bw\n")
-    assert "avx512_bf16" in task.cpu_flags(x86) and "bf16" in task.cpu_flags(arm)
-    assert task.cpu_flags(tmp_path / "missing") == set()  # no /proc (macOS): fp32
-    cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    read = task.cpu_flags
-    for info, native in ((x86, True), (arm, True), (old, False), (tmp_path / "missing", False)):
-        flags = read(info)
-        monkeypatch.setattr(task, "cpu_flags", lambda flags=flags: flags)
-        assert task.native_bf16(cpu) is native and task.native_bf16(cuda)
