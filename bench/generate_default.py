@@ -14,11 +14,14 @@ VAE + DiT, text (loading the encoder when the prompt is not cached, and encoding
 writing; "interpreter + exit" is what no timer covers (start, and the interpreter's shutdown).
 
 Last, the warm `generate` of the default clip (one process, the pipeline loaded once) and its speed as a
-multiple of real time (the clip's length / the time to make it).
+multiple of real time (the clip's length / the time to make it). `--warm-variants` adds columns for this tree
+sampling in bf16 autocast (`precision="bf16"`), through `Pipeline.compile()`, and both (what `tenku serve
+--precision auto --compile` does on a CPU with native bf16); `--warm-only` prints that table alone.
 
 `--against DIR` times another checkout (its `tenku` package, through PYTHONPATH, with this virtualenv) in the
 same run, alternating with this one, as one more column; every column's ratio to the first is printed: the
-machine's speed varies from run to run, the ratio much less. On a loaded machine `--threads 1` keeps each run from waiting on a busy core.
+machine's speed varies from run to run, the ratio much less. On a loaded machine `--threads 1` keeps each run
+from waiting on a busy core.
 """
 
 from __future__ import annotations
@@ -70,9 +73,11 @@ sys.exit(rc)
 WARM = r"""
 import json, statistics, sys, time
 import tenku
-pipe = tenku.load_pipeline(sys.argv[1] or None)
+pipe = tenku.load_pipeline(sys.argv[1] or None, precision=sys.argv[4])
+if sys.argv[5] == "compile":
+    pipe.compile()
 prompt, runs = sys.argv[2], int(sys.argv[3])
-video = pipe.generate(prompt, seed=0)
+video = pipe.generate(prompt, seed=0)  # the warm-up (compiles, with compile)
 times = []
 for seed in range(1, runs + 1):
     t = time.perf_counter()
@@ -89,7 +94,11 @@ def main():
     ap.add_argument("--model", help="model directory (default: the shipped model)")
     ap.add_argument("--against", metavar="DIR", help="another checkout to time in the same run (e.g. a git worktree)")
     ap.add_argument("--threads", type=int, help="OMP_NUM_THREADS of every run (default: torch's own choice)")
+    ap.add_argument("--warm-variants", action="store_true", help="warm generate also in bf16, compiled, and both")
+    ap.add_argument("--warm-only", action="store_true", help="only the warm generate table (with its variants)")
     args = ap.parse_args()
+    if args.warm_only:
+        return print_warm(args, warm_times(args, warm_columns(args)))
     trees = {"this": REPO} | ({"against": Path(args.against).resolve()} if args.against else {})
     env = {**os.environ} | ({"OMP_NUM_THREADS": str(args.threads)} if args.threads else {})
     with tempfile.TemporaryDirectory() as caches:
@@ -104,7 +113,7 @@ def main():
                            env=envs["prompt cached"], cwd=tmp)
         walls, peaks = wall_times(args, envs)
         rows = phases(args, envs)
-        warm = warm_times(args, {name: e for name, e in envs.items() if name != "prompt cached"})
+        warm = warm_times(args, warm_columns(args, {n: e for n, e in envs.items() if n != "prompt cached"}))
     model = f" --model {args.model}" if args.model else ""
     threads = f", OMP_NUM_THREADS={args.threads}" if args.threads else ""
     print(f"`tenku generate \"{args.prompt}\"{model}`, {args.runs} fresh processes per column{threads}; "
@@ -115,9 +124,24 @@ def main():
            ("peak RSS MiB (median)", {n: statistics.median(v) for n, v in peaks.items()})], fmt=".2f")
     print(f"\nwhere the time goes, s (median of {args.runs} fresh processes, timers inside the CLI's own path):")
     table(rows, fmt=".2f")
+    print_warm(args, warm)
+
+
+def print_warm(args, warm: dict[str, dict]) -> None:
     print(f"\nwarm generate (one process, the pipeline loaded once; median of {args.runs} seeds after a warm-up):")
     table([("seconds per clip", {n: w["seconds"] for n, w in warm.items()}),
            ("x real time", {n: w["clip_seconds"] / w["seconds"] for n, w in warm.items()})], fmt=".2f")
+
+
+def warm_columns(args, envs: dict[str, dict] | None = None) -> dict[str, tuple[dict, str, str]]:
+    """name -> (environment, precision, compile or eager): the given trees in fp32 eager, then this tree's
+    variants with --warm-variants (or --warm-only)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)} | ({"OMP_NUM_THREADS": str(args.threads)} if args.threads else {})
+    cols = {name: (e, "fp32", "eager") for name, e in (envs or {"fp32": env}).items()}
+    if args.warm_variants or args.warm_only:
+        cols |= {"bf16": (env, "bf16", "eager"), "fp32 compiled": (env, "fp32", "compile"),
+                 "bf16 compiled": (env, "bf16", "compile")}
+    return cols
 
 
 def command(args, out: str) -> list[str]:
@@ -172,14 +196,16 @@ def phases(args, envs: dict[str, dict]) -> list[tuple[str, dict]]:
     return [(stage, {name: rows[name][stage] for name in rows}) for stage in rows["first run"]]
 
 
-def warm_times(args, envs: dict[str, dict]) -> dict[str, dict]:
+def warm_times(args, columns: dict[str, tuple[dict, str, str]]) -> dict[str, dict]:
     """Per column: median seconds of a warm `generate` (the WARM script; the API loads no prompt cache) and the
     clip's length in seconds."""
-    cmd = [sys.executable, "-c", WARM, args.model or "", args.prompt, str(args.runs)]
-    # cwd: `python -c` puts the working directory first on sys.path, ahead of PYTHONPATH
-    return {name: json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True, env=env,
-                                            cwd=tempfile.gettempdir()).stdout.strip().splitlines()[-1])
-            for name, env in envs.items()}
+    out = {}
+    for name, (env, precision, mode) in columns.items():
+        cmd = [sys.executable, "-c", WARM, args.model or "", args.prompt, str(args.runs), precision, mode]
+        # cwd: `python -c` puts the working directory first on sys.path, ahead of PYTHONPATH
+        run = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env, cwd=tempfile.gettempdir())
+        out[name] = json.loads(run.stdout.strip().splitlines()[-1])
+    return out
 
 
 def run_env(env: dict, i: int) -> dict:
