@@ -2,6 +2,8 @@
 exactly, merging equals the unmerged adapter, and bad folders give clear errors."""
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -150,6 +152,7 @@ def test_train_dit_with_lora_rank_trains_adapters_on_a_frozen_base_and_resumes(t
     from tenku.train.loop import train
     from tenku.train.config import resolve
     from tenku.models.vae import VideoVAE
+    sys.path.insert(0, str(Path(__file__).parents[1] / "train"))  # its stand-in data, also when run alone
     from test_train import FixedLatents
 
     cfg = preset("tiny")
