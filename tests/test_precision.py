@@ -51,3 +51,23 @@ def test_pipeline_samples_in_bf16_autocast_close_to_fp32(tmp_path):
     assert (z16 - z32).norm() < 0.05 * z32.norm()  # bf16 rounding, not another result
     with pytest.raises(ValueError, match="precision must be one of"):
         load_pipeline(model, precision="half")
+
+
+def test_pipeline_compile_samples_like_eager_and_survives_a_broken_compiler(tmp_path, monkeypatch):
+    model = init_model(tmp_path / "tiny", "tiny", seed=0)
+    pipe = load_pipeline(model)
+    torch.manual_seed(1)
+    for param in pipe.dit.parameters():  # a random but non-degenerate transformer (zero-init outputs nothing)
+        param.data.normal_(0, 0.05)
+    eager = pipe.generate("a red ball", frames=5, height=32, width=32, steps=2, seed=0).frames
+
+    def broken(module):  # a machine whose compiler fails: the pipeline must still generate, eagerly
+        def call(*a, **k):
+            raise RuntimeError("InvalidCxxCompiler: no working C++ compiler found")
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken)
+    assert pipe.compile().net is not pipe.dit
+    with pytest.warns(UserWarning, match="torch.compile failed"):
+        again = pipe.generate("a red ball", frames=5, height=32, width=32, steps=2, seed=0).frames
+    assert torch.equal(again, eager) and pipe.net.ok is False

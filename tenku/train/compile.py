@@ -56,7 +56,7 @@ class MaybeCompiled(nn.Module):
             if self.ok:  # it worked before, so this is a real error in the model, not the compiler
                 raise
             warnings.warn(f"torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
-                          "training continues eagerly", stacklevel=2)
+                          "running eagerly from now on", stacklevel=2)
             self.ok = False
             return self.module(*args, **kwargs)
         self.ok = True

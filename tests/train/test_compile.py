@@ -47,7 +47,7 @@ def test_failing_compiler_falls_back_to_eager(monkeypatch):
     monkeypatch.setattr(torch, "compile", broken)
     dit, args = tiny()
     wrapped = tc.MaybeCompiled(dit)
-    with pytest.warns(UserWarning, match="training continues eagerly"):
+    with pytest.warns(UserWarning, match="running eagerly from now on"):
         out = wrapped(*args)
     assert wrapped.ok is False
     assert torch.equal(out, dit(*args))
