@@ -101,26 +101,28 @@ def time_interleaved(steps: dict, repeats: int) -> dict:
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def dit_shapes(quick: bool) -> list[tuple[str, DiTConfig, tuple[int, int, int, int]]]:
+def dit_shapes(quick: bool, xs_only: bool = False) -> list[tuple[str, DiTConfig, tuple[int, int, int, int]]]:
     """(label, config, latent batch shape B, T', h, w): the default model's training step (batch 16 of 17-frame
     64x64 clips: 5 x 16 x 16 latents), world-s, and one layer of Wan 2.1 1.3B's width."""
     from dataclasses import replace
 
     xs, s = preset("world-xs").dit, preset("world-s").dit
     wan13 = DiTConfig(dim=1536, ffn_dim=8960, num_heads=12, num_layers=1, in_channels=16, out_channels=16, text_dim=4096)
+    if xs_only:  # the default recipe's shape alone (the others take many minutes to compile)
+        return [("world-xs train", xs, (4, 5, 16, 16) if quick else (16, 5, 16, 16))]
     if quick:
         return [("world-xs train", xs, (4, 5, 16, 16)), ("world-s", replace(s, num_layers=2), (1, 2, 16, 16))]
     return [("world-xs train", xs, (16, 5, 16, 16)), ("world-s", s, (2, 4, 32, 32)), ("1.3B width, 1 layer", wan13, (1, 2, 16, 16))]
 
 
-def dit_table(quick: bool, compile_too: bool, bf16: bool):
+def dit_table(quick: bool, compile_too: bool, bf16: bool, xs_only: bool = False):
     repeats = 2 if quick else 5
     peak = {"fp32": matmul_peak(), "bf16": matmul_peak(dtype=torch.bfloat16) if bf16 else 0.0}
     print(f"\nDiT forward+backward, text 12 tokens; 'compiled' = torch.compile (inductor), timed after its warm-up;"
           f" 'bf16' = bf16 autocast (fp32 weights); FLOPs counted once per shape (the same for every variant);"
           f" 'of peak' = of the 2048x2048 matmul peak in the variant's own dtype")
     print(f"{'shape':<22}{'model':<30}{'tokens':>7}{'s/step':>9}{'GFLOP/s':>9}{'of peak':>9}{'vs Wan eager':>13}")
-    for label, cfg, (B, T, H, W) in dit_shapes(quick):
+    for label, cfg, (B, T, H, W) in dit_shapes(quick, xs_only):
         step_t, tokens = tenku_step(cfg, B, T, H, W)
         steps = {"tenku eager": step_t, "diffusers Wan eager": wan_step(cfg, B, T, H, W)}
         if compile_too:
@@ -229,10 +231,11 @@ def main():
     ap.add_argument("--only", choices=["dit", "vae"], help="run one table")
     ap.add_argument("--no-compile", action="store_true", help="eager only (compiling takes minutes on a CPU)")
     ap.add_argument("--no-bf16", action="store_true", help="fp32 only (no bf16 autocast rows)")
+    ap.add_argument("--xs-only", action="store_true", help="the DiT table at the default recipe's shape alone")
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     if args.only in (None, "dit"):
-        dit_table(args.quick, not args.no_compile, not args.no_bf16)
+        dit_table(args.quick, not args.no_compile, not args.no_bf16, args.xs_only)
     if args.only in (None, "vae"):
         vae_table(args.quick, not args.no_bf16)
 
