@@ -15,11 +15,18 @@ several layers (ModelConfig.text_layers):
   (the chance level as measured; 1/classes is printed too).
 
     nice .venv/bin/python bench/text_probe.py [--layers 0 1 2 3 4 5 6] [--mixes 3,6 2,3,4,5] [--threads 1]
+
+`--captions TRAIN ID PARAPHRASE` (three Tenku World manifests, e.g. a training set and WorldBench's `id` and
+`paraphrase` world/manifest.jsonl of the same seed) asks the same of whole captions: each `id` and `paraphrase`
+caption's sentence vector (the mean of MiniLM's last-layer token states, what sentence-transformers outputs) is
+given the colour, shape and direction of its nearest training caption's scene. If a pooled sentence vector kept
+paraphrases apart, `paraphrase` would score like `id` here.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -102,16 +109,44 @@ def left_out(x, y, words, classes: int) -> float:
     return hits / n
 
 
+@torch.no_grad()
+def caption_neighbours(encoder, train: Path, splits: dict[str, Path]) -> None:
+    """Per split: how often the nearest training caption (cosine of pooled last-layer states) shares the first
+    object's colour, shape and direction."""
+    def read(path):
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return [r["caption"] for r in rows], [r["scene"]["objects"][0] for r in rows]
+
+    def pooled(captions):  # (N, D) unit sentence vectors
+        return F.normalize(torch.stack([t.mean(0) for t in encoder.encode_tokens(captions)]), dim=-1)
+
+    train_caps, train_objs = read(train)
+    bank = pooled(train_caps)
+    print(f"| split | clips | colour | shape | direction |  (nearest of {len(train_caps)} training captions)")
+    print("|---|---|---|---|---|")
+    for name, path in splits.items():
+        caps, objs = read(path)
+        nearest_ix = (pooled(caps) @ bank.T).argmax(1).tolist()
+        agree = {k: sum(o.get(k) == train_objs[j].get(k) for o, j in zip(objs, nearest_ix)) / len(objs)
+                 for k in ("color", "shape", "direction")}
+        print(f"| {name} | {len(objs)} | {agree['color']:.3f} | {agree['shape']:.3f} | {agree['direction']:.3f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--layers", type=int, nargs="+", default=list(range(7)), help="hidden layers (0 = embeddings)")
     ap.add_argument("--mixes", nargs="*", default=["3,6", "2,3,4,5", "0,1,2,3,4,5,6"],
                     help="also rows for the mean of these layers (comma-separated), as ModelConfig.text_layers reads them")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--captions", nargs=3, type=Path, metavar=("TRAIN", "ID", "PARAPHRASE"),
+                    help="whole captions instead: nearest training caption by pooled sentence vector (manifests)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     encoder = load_text_encoder("minilm")
+    if args.captions:
+        train, id_, para = args.captions
+        return caption_neighbours(encoder, train, {"id": id_, "paraphrase": para})
 
     print("| attribute | layer | held-out: nearest word | held-out: linear probe | train words (left out) | shuffled labels | 1/classes |")
     print("|---|---|---|---|---|---|---|")

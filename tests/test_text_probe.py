@@ -40,3 +40,26 @@ def test_span_is_the_probed_word():
     c = text_probe.span_states(enc, "A {} square drifts up.", "red")
     assert torch.allclose(a[0], c[0], atol=1e-4)
     assert not torch.allclose(a[0], b[0], atol=1e-2)
+
+
+def test_caption_neighbours_reads_the_nearest_training_caption(tmp_path, capsys):
+    import json
+
+    from tenku.models.text import load_text_encoder
+
+    def manifest(name, rows):
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("".join(json.dumps({"caption": c, "scene": {"objects": [{"color": col, "shape": "ball",
+                                                                                  "direction": d}]}}) + "\n"
+                                for c, col, d in rows))
+        return path
+
+    train = manifest("train", [("A red ball moves to the left.", "red", "left"),
+                               ("A blue ball moves up.", "blue", "up")])
+    same = manifest("id", [("A red ball moves to the left.", "red", "left"), ("A blue ball moves up.", "blue", "up")])
+    swapped = manifest("para", [("A red ball moves to the left.", "blue", "up"),  # labels the caption contradicts
+                                ("A blue ball moves up.", "red", "left")])
+    text_probe.caption_neighbours(load_text_encoder("minilm"), train, {"id": same, "swapped": swapped})
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| id") or "swapped" in line]
+    assert rows[0].split("|")[3:6] == [" 1.000 ", " 1.000 ", " 1.000 "]
+    assert rows[1].split("|")[3] == " 0.000 " and rows[1].split("|")[5] == " 0.000 "
