@@ -26,7 +26,6 @@ paraphrases apart, `paraphrase` would score like `id` here.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -35,6 +34,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tenku.data.clips import read_records  # noqa: E402
 from tenku.models.text import load_text_encoder  # noqa: E402
 from tenku.vocab import COLOR_WORDS, DIRECTION_WORDS, SHAPE_WORDS  # noqa: E402
 
@@ -114,7 +114,7 @@ def caption_neighbours(encoder, train: Path, splits: dict[str, Path]) -> None:
     """Per split: how often the nearest training caption (cosine of pooled last-layer states) shares the first
     object's colour, shape and direction."""
     def read(path):
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        rows = read_records(path)
         return [r["caption"] for r in rows], [r["scene"]["objects"][0] for r in rows]
 
     def pooled(captions):  # (N, D) unit sentence vectors

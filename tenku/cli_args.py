@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tenku.precision import PRECISIONS
 from tenku.train.distributed import DEVICES
 
 BAD_INPUT = (ValueError, FileNotFoundError)  # a clear message names the problem; anything else is a bug
@@ -34,8 +35,8 @@ def add_device(parser: argparse.ArgumentParser, what: str = "the models") -> Non
 
 
 def add_precision(parser: argparse.ArgumentParser) -> None:
-    """The DiT's arithmetic while sampling (tenku/precision.py; the choices are its PRECISIONS)."""
-    parser.add_argument("--precision", default="fp32", choices=("auto", "fp32", "bf16"),
+    """The DiT's arithmetic while sampling (tenku/precision.py)."""
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
                         help="the DiT's arithmetic while sampling: fp32 (default), bf16 autocast, or auto (bf16 where"
                         " the hardware multiplies it natively: CUDA, CPUs with AVX512-BF16/AMX/Arm BF16)")
 

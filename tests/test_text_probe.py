@@ -49,9 +49,8 @@ def test_caption_neighbours_reads_the_nearest_training_caption(tmp_path, capsys)
 
     def manifest(name, rows):
         path = tmp_path / f"{name}.jsonl"
-        path.write_text("".join(json.dumps({"caption": c, "scene": {"objects": [{"color": col, "shape": "ball",
-                                                                                  "direction": d}]}}) + "\n"
-                                for c, col, d in rows))
+        path.write_text("".join(json.dumps({"video": "clip.mp4", "caption": c, "scene": {"objects": [
+            {"color": col, "shape": "ball", "direction": d}]}}) + "\n" for c, col, d in rows))
         return path
 
     train = manifest("train", [("A red ball moves to the left.", "red", "left"),

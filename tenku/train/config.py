@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from tenku.precision import PRECISIONS
 from tenku.train.cond_mask import COND_MODES
 from tenku.config import PRESETS as MODEL_PRESETS
 from tenku.config import ModelConfig, preset as model_preset
@@ -145,7 +146,7 @@ def check_fields(cfg: TrainConfig) -> None:
 
     one_of("task", ("vae", "dit"))
     one_of("schedule", ("cosine", "constant"))
-    one_of("precision", ("auto", "fp32", "bf16"))
+    one_of("precision", PRECISIONS)
     one_of("vae_train", ("all", "decoder"))
     one_of("strategy", ("ddp", "fsdp"))
     one_of("compile", ("auto", "on", "off"))
