@@ -1,4 +1,4 @@
-"""LoRA personalisation on Tenku World: teach the default model a colour/shape pair it has never seen.
+r"""LoRA personalisation on Tenku World: teach the default model a colour/shape pair it has never seen.
 
 Tenku World holds some (colour, shape, motion) triples out of training (palette.COMBO_HOLDOUT); the `combo`
 split is made of them. This fine-tunes low-rank adapters (`tenku train dit --set lora_rank=R`, base frozen) on
@@ -10,7 +10,14 @@ frame 0 as an image first, so the adapter also trains on each clip's first frame
 on `--replay` clips of the `simple` world it was trained on (half single frames), so that it learns the pair
 without forgetting how to draw and move anything else:
 
-    nice .venv/bin/python bench/lora_personalise.py --color blue --shape square --mix simple --clips 8 --steps 300
+    nice .venv/bin/python bench/lora_personalise.py --color blue --shape square --mix simple --clips 8 \
+        --subject-word zorp --steps 1000 --lr 1e-3
+
+`--subject-word zorp` is DreamBooth's setting: every caption of the pair (training and evaluation) names the object
+by a made-up word instead of its colour and shape ("A small zorp falls to the left ..."), so before the adapter
+the model cannot know what to draw (colour and shape near chance), and after it, it must draw the subject it
+was shown and still move it the way each prompt says. Scoring reads the scenes, not the captions, so the same
+WorldBench numbers apply.
 
 Prints one table: colour, shape, direction and no-object rate before / after, beside WorldBench's chance rows
 (report.json of each side), the adapter's size in MB and the training minutes.
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tenku.data.clips import read_records  # noqa: E402
+from tenku.vocab import COLOR_WORDS, SHAPE_WORDS, SIZE_WORDS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOWN = ["color_accuracy", "shape_accuracy", "direction_accuracy", "no_object"]
@@ -40,6 +49,30 @@ def write_manifest(path: Path, records: list[dict]) -> Path:
     """Records read by tenku.data.clips.read_records back to a .jsonl manifest (without its `_line` numbers)."""
     path.write_text("".join(json.dumps({k: v for k, v in d.items() if k != "_line"}) + "\n" for d in records))
     return path
+
+
+def subject_caption(caption: str, color: str, shape: str, word: str) -> str:
+    """The caption with its "<colour> <shape>" noun (any wording, train or held-out) replaced by `word`."""
+    alt = lambda words: "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))  # noqa: E731
+    sizes = alt(w for both in SIZE_WORDS.values() for ws in both for w in ws)
+    pattern = (rf"\b(an?) ((?:{sizes}) )?(?:{alt(sum(COLOR_WORDS[color], []))}) "
+               rf"(?:{alt(sum(SHAPE_WORDS[shape], []))})\b")
+    new, n = re.subn(pattern, lambda m: ("an " if (m[2] or word)[0] in "aeiou" else "a ") + (m[2] or "") + word,
+                     caption, count=1, flags=re.IGNORECASE)
+    if n != 1:
+        raise ValueError(f"no '{color} {shape}' noun phrase in caption {caption!r}")
+    return new[0].upper() + new[1:]
+
+
+def with_subject_word(manifest: Path, color: str, shape: str, word: str | None) -> Path:
+    """`manifest` as is, or a copy beside it whose pair captions name the object by `word`."""
+    if not word:
+        return manifest
+    lines = read_records(manifest)
+    for d in lines:
+        if [(o["color"], o["shape"]) for o in d["scene"]["objects"]] == [(color, shape)]:
+            d["caption"] = subject_caption(d["caption"], color, shape, word)
+    return write_manifest(manifest.with_name(f"{manifest.stem}-{word}.jsonl"), lines)
 
 
 def pair_clips(out: Path, seed: int, color: str, shape: str, want: int, mix: str, frames: int = 17) -> Path:
@@ -63,7 +96,7 @@ def training_manifest(out: Path, color: str, shape: str, clips: int, replay: int
     in one manifest with absolute video paths."""
     parts = [pair_clips(out, 0, color, shape, clips, mix), pair_clips(out, 0, color, shape, clips, mix, frames=1)]
     if replay:
-        world = out / "replay"
+        world = out / f"replay-{replay}"
         if not (world / "manifest.jsonl").is_file():
             tenku("world", "make", "--out", str(world), "--count", str(replay), "--split", "train", "--mix", "simple",
                   "--seed", "7", "--height", "64", "--width", "64", "--frames-choices", "1", "17", "-q")
@@ -100,7 +133,8 @@ def main(argv=None) -> None:
     p.add_argument("--shape", default="triangle")
     p.add_argument("--mix", default="uniform", choices=("simple", "uniform", "full"), help="scene mix of the pair's clips")
     p.add_argument("--clips", type=int, default=8, help="training clips of the pair")
-    p.add_argument("--replay", type=int, default=32, help="clips of the simple world trained beside the pair")
+    p.add_argument("--replay", type=int, default=128, help="clips of the simple world trained beside the pair"
+                   " (fewer are memorised in turn, and the model forgets the rest)")
     p.add_argument("--eval", type=int, default=24, help="evaluation clips of the pair (another seed)")
     p.add_argument("--rank", type=int, default=8)
     p.add_argument("--recipe", default=str(ROOT / "recipes" / "world-xs-dit-2stage-s6.yaml"),
@@ -109,10 +143,15 @@ def main(argv=None) -> None:
     p.add_argument("--minutes", type=float, default=10, help="training minutes (at most)")
     p.add_argument("--steps", type=int, default=100000, help="training steps (at most): a few epochs of the data,"
                    " not minutes, is what keeps an adapter from memorising a handful of clips")
+    p.add_argument("--subject-word", metavar="WORD", help="name the pair by this made-up word in every caption of it"
+                   " (DreamBooth's setting: before the adapter the model cannot know what the word is)")
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "lora")
     args = p.parse_args(argv)
+    word = args.subject_word
     train_m = training_manifest(args.out, args.color, args.shape, args.clips, args.replay, args.mix)
-    eval_m = pair_clips(args.out, 1, args.color, args.shape, args.eval, args.mix)
+    train_m = with_subject_word(train_m, args.color, args.shape, word)
+    eval_m = with_subject_word(pair_clips(args.out, 1, args.color, args.shape, args.eval, args.mix), args.color,
+                               args.shape, word)
     cache = args.out / f"cache-{train_m.stem}"
     run = args.out / f"run-{train_m.stem}-r{args.rank}-lr{args.lr:g}-s{args.steps}"
     tenku("cache", "--model", args.model, "--manifest", str(train_m), "--out", str(cache), "-q")
@@ -121,12 +160,14 @@ def main(argv=None) -> None:
             "compile": "off"}  # a short run: compiling would take a good part of it
     cmd = ["train", "dit", "--config", args.recipe, "--data", str(cache), "--out", str(run)] + [x for k, v in sets.items() for x in ("--set", f"{k}={v}")]
     tenku(*cmd, *(["--resume"] if (run / "config.json").is_file() else []))
-    before = score(args.model, eval_m, args.out / "before", None)
-    after = score(args.model, eval_m, args.out / "after", run / "lora")
+    tag = f"-{word}" if word else ""
+    before = score(args.model, eval_m, args.out / f"before{tag}", None)
+    after = score(args.model, eval_m, args.out / f"after{tag}", run / "lora")
     size = sum(f.stat().st_size for f in (run / "lora").iterdir()) / 1e6
     minutes = max(json.loads(x).get("train_seconds", 0) for x in (run / "metrics.jsonl").read_text().splitlines()
                   if x.startswith("{")) / 60
-    print(f"WorldBench on {args.eval} clips of a {args.color} {args.shape} ({args.mix} mix, held out of training);"
+    named = f", named '{word}' in every caption of it" if word else ""
+    print(f"WorldBench on {args.eval} clips of a {args.color} {args.shape}{named} ({args.mix} mix, held out of training);"
           f" LoRA rank {args.rank} on {args.clips} clips (+ their first frames, + {args.replay} replay clips), {minutes:.1f} training minutes, adapter {size:.2f} MB\n")
     print("| model | " + " | ".join(k.replace("_", " ") for k in SHOWN) + " |\n|" + "---|" * (len(SHOWN) + 1))
     print(row("default", before))

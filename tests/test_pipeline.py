@@ -190,3 +190,19 @@ def test_given_noise_shows_the_given_frame_noised_and_keeps_it_exact(pipe, monke
     seen.clear()
     pipe.generate("a red square moves right", frames=9, image=img, steps=2, seed=3)
     assert all(t[0].item() == 0.0 for t in seen)
+
+
+def test_small_clips_decode_in_one_pass_with_the_chunked_numbers(pipe, monkeypatch):
+    """decode_latents decodes a small clip whole (faster) and a large one chunk by chunk: the same pixels."""
+    import tenku.pipeline as P
+
+    z = torch.randn(1, pipe.cfg.vae.latent_channels, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    calls = []
+    decode = pipe.vae.decode
+    monkeypatch.setattr(pipe.vae, "decode", lambda x, chunked=True: calls.append(chunked) or decode(x, chunked))
+    whole = pipe.decode_latents(z)
+    monkeypatch.setattr(P, "WHOLE_DECODE_PIXELS", 0)
+    chunked = pipe.decode_latents(z)
+    assert calls == [False, True]
+    assert whole.shape == chunked.shape == (9, 32, 32, 3)
+    assert (whole.int() - chunked.int()).abs().max() <= 1  # uint8 rounding of float differences ~1e-6
