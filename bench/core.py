@@ -1,5 +1,6 @@
 """Core benchmark: DiT training throughput, eager and compiled, against the machine's matmul peak and diffusers' Wan transformer,
-VAE encode/decode speed, and VAE decode peak memory for 2 s vs 60 s of video.
+the optimizer and EMA update of a training step (`--only optim`), VAE encode/decode speed, and VAE decode peak
+memory for 2 s vs 60 s of video.
 
     .venv/bin/python bench/core.py            # full table (a few minutes on 2 cores)
     .venv/bin/python bench/core.py --quick    # smaller shapes, fewer repeats
@@ -146,6 +147,27 @@ def dit_table(quick: bool, compile_too: bool, bf16: bool, xs_only: bool = False)
           + ", ".join(f"{k} {v / 1e9:.1f} GFLOP/s" for k, v in peak.items() if v))
 
 
+def optimizer_table(quick: bool):
+    """The rest of a training step: AdamW over the default model's parameters (per-tensor loop, PyTorch's CPU
+    default; foreach; fused, one kernel) and the EMA update, with fixed random gradients."""
+    from tenku.models.dit import DiT
+    from tenku.train.ema import ema_copy, ema_update
+
+    dit = DiT(preset("world-xs").dit)
+    params = list(dit.parameters())
+    for q in params:
+        q.grad = torch.randn_like(q) * 1e-3
+    ema = ema_copy(dit)
+    steps = {f"AdamW {kind}": torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.99), **kw).step
+             for kind, kw in [("loop (CPU default)", {}), ("foreach", {"foreach": True}), ("fused", {"fused": True})]}
+    steps["EMA update"] = lambda: ema_update(ema, dit, 0.995)
+    secs = time_interleaved(steps, 10 if quick else 50)
+    print(f"\nOptimizer and EMA, world-xs DiT ({len(params)} tensors, {sum(q.numel() for q in params) / 1e6:.1f}M"
+          " parameters), ms per step (median):")
+    for name, sec in secs.items():
+        print(f"{name:<24}{sec * 1e3:>8.2f}{secs['AdamW loop (CPU default)'] / sec:>8.2f}x")
+
+
 VAE_CHILD = r"""
 import json, os, sys, threading, time, torch
 from tenku.config import preset
@@ -228,7 +250,7 @@ def vae_table(quick: bool, bf16: bool):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller shapes and fewer repeats")
-    ap.add_argument("--only", choices=["dit", "vae"], help="run one table")
+    ap.add_argument("--only", choices=["dit", "optim", "vae"], help="run one table")
     ap.add_argument("--no-compile", action="store_true", help="eager only (compiling takes minutes on a CPU)")
     ap.add_argument("--no-bf16", action="store_true", help="fp32 only (no bf16 autocast rows)")
     ap.add_argument("--xs-only", action="store_true", help="the DiT table at the default recipe's shape alone")
@@ -236,6 +258,8 @@ def main():
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     if args.only in (None, "dit"):
         dit_table(args.quick, not args.no_compile, not args.no_bf16, args.xs_only)
+    if args.only in (None, "optim"):
+        optimizer_table(args.quick)
     if args.only in (None, "vae"):
         vae_table(args.quick, not args.no_bf16)
 
