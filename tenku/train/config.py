@@ -311,7 +311,7 @@ def from_dict(d: dict[str, Any]) -> TrainConfig:
 # ----------------------------------------------------------------------------- command-line flags
 
 # Older, shorter names some flags keep (scripts and recipes use them).
-ALIASES = {"vae_from": ("--vae",), "init_from": ("--init",)}
+ALIASES = {"vae_from": ("--vae",), "init_from": ("--init",), "lora_rank": ("--lora",)}
 
 
 def field_help(cls) -> dict[str, str]:

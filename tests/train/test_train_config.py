@@ -99,6 +99,7 @@ def test_command_line_flags_come_from_the_fields_and_read_like_set():
     assert (cfg.batch_size, cfg.per_frame_t, cfg.lr, cfg.vae_from, cfg.init_from) == (3, True, 3e-4, "V", None)
     assert cfg.sizes == [[64, 64]] and cfg.fps is None and cfg.progress is False and cfg.steps == 7
     assert cfg.task == "vae" and flags(p.parse_args([])) == {}  # a flag not given leaves the field alone
+    assert flags(p.parse_args(["--lora", "8"])) == {"lora_rank": "8"}  # the short spelling of --lora-rank
     dests = {a.dest for a in p._actions}
     assert {f.name for f in dataclasses.fields(TrainConfig)} - dests == {"task"}  # the positional
     with pytest.raises(ValueError, match="flag: batch_size: cannot use 'many' as int"):
