@@ -12,7 +12,8 @@ from pathlib import Path
 from tenku.cli_args import add_device, add_precision, run
 
 # Feature modules that add sub-commands.
-FEATURES = ["tenku.world.cli", "tenku.worldbench.cli", "tenku.data.cache", "tenku.train.loop", "tenku.serve.cli", "tenku.models.convert"]
+FEATURES = ["tenku.world.cli", "tenku.worldbench.cli", "tenku.data.cache", "tenku.train.loop", "tenku.serve.cli",
+            "tenku.models.convert", "tenku.average"]
 
 
 def cmd_generate(args) -> int:

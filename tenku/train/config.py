@@ -81,6 +81,7 @@ class TrainConfig:
     checkpoint_every: int = 500  # steps between checkpoints
     checkpoint_minutes: float = 30.0  # also checkpoint after this much wall time since the last one (0 = off)
     keep_last: int = 3  # checkpoints kept (older ones are deleted)
+    snapshot_every: int = 0  # > 0: also export the averaged weights as snapshots/step_N model dirs, kept (tenku average)
     sample_every: int = 0  # DiT: write sample videos every N steps (0 = off)
     sample_prompts: list = field(default_factory=lambda: ["a red ball moves right on a black background"])  # previews
     eval_every: int = 0  # VAE: PSNR/SSIM on held-out clips every N steps (0 = only at the end)
@@ -155,6 +156,8 @@ def check_fields(cfg: TrainConfig) -> None:
     for name in ("steps", "batch_size", "grad_accum", "log_every", "checkpoint_every", "keep_last"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+    if cfg.snapshot_every < 0:
+        raise ValueError(f"snapshot_every must be >= 0 (0 = off), got {cfg.snapshot_every}")
     if not cfg.checkpoint_minutes >= 0:
         raise ValueError(f"checkpoint_minutes must be >= 0 (0 = off), got {cfg.checkpoint_minutes}")
     if not 0.0 <= cfg.ema_decay < 1.0:

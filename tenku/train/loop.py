@@ -121,6 +121,8 @@ def loop(task: Task, start: int, clock: float, stop: StopSignals) -> Path:
         if step % cfg.checkpoint_every == 0 or final or stopping or not info.agree(not late):
             saved = task.save(step, lr, clock)
             last_save = time.monotonic()
+        if cfg.snapshot_every and step % cfg.snapshot_every == 0:  # kept for weight averaging (tenku/average.py)
+            task.export(task.ctx.run / "snapshots" / f"step_{step:08d}")
         if final:
             break
         if stopping:

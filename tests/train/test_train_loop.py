@@ -69,6 +69,19 @@ def test_a_new_task_trains_checkpoints_and_exports_through_the_loop(tmp_path):
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step_00000050", "step_00000100"]
 
 
+def test_snapshots_keep_the_averaged_weights_every_n_steps(tmp_path):
+    """snapshot_every: a model directory of the EMA weights every N steps, kept when checkpoints are pruned."""
+    cfg = resolve("tiny-test", sets=["steps=30", "lr=0.1", "warmup_steps=1", "ema_decay=0.5", "batch_size=4",
+                                     "checkpoint_every=10", "keep_last=1", "snapshot_every=10"], out=str(tmp_path))
+    task = LineTask(cfg, cfg.model_config(), Context.start(cfg, resume_run=False))
+    out = loop(task, start=0, clock=0.0, stop=StopSignals())
+    snaps = sorted((tmp_path / "snapshots").iterdir())
+    assert [p.name for p in snaps] == ["step_00000010", "step_00000020", "step_00000030"]
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["step_00000030"]
+    w = [load_tensors(p / "line.safetensors")["weight"] for p in snaps]
+    assert torch.equal(w[-1], load_tensors(out / "line.safetensors")["weight"]) and not torch.equal(w[0], w[-1])
+
+
 class PausedLineTask(LineTask):
     """Step 5 lasts a second; with `pause`, the process is continued (SIGCONT) during it, as after a SIGSTOP."""
 
