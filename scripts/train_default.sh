@@ -22,6 +22,7 @@ T=.venv/bin/tenku
 VAE_MINUTES=${VAE_MINUTES:-60}
 DIT_STEPS=${DIT_STEPS:-23000}
 ANNEAL_END=${ANNEAL_END:-0}
+AVERAGE_FROM=${AVERAGE_FROM:-0}
 DIT_CLIPS=${DIT_CLIPS:-8000}
 
 # train RUN_DIR ARGS...: train into RUN_DIR, resuming if it holds a run; it exports RUN_DIR/model at the end.
@@ -61,8 +62,13 @@ $T cache --model runs/world-xs-vae-local/model --manifest "$DATA/manifest.jsonl"
 #    DIT_STEPS) the anneal, forked from its last checkpoint (the LR schedule is a function of the step).
 wb=(--set worldbench_every=1000 --set worldbench_mix=simple --set worldbench_count=32 --set worldbench_animate=true)
 train runs/world-xs-dit-2stage dit --config recipes/world-xs-dit-2stage-s6.yaml --data "$CACHE" \
-    --vae runs/world-xs-vae-local/model --steps "$DIT_STEPS" "${wb[@]}"
+    --vae runs/world-xs-vae-local/model --steps "$DIT_STEPS" --set snapshot_every=1000 "${wb[@]}"
 SHIP=runs/world-xs-dit-2stage/model
+if [ "$AVERAGE_FROM" -gt 0 ]; then  # the mean of the EMA snapshots AVERAGE_FROM, +1000, ..., DIT_STEPS
+  snaps=(); for s in $(seq "$AVERAGE_FROM" 1000 "$DIT_STEPS"); do snaps+=("runs/world-xs-dit-2stage/snapshots/$(printf step_%08d "$s")"); done
+  $T average "${snaps[@]}" --out runs/world-xs-dit-2stage/averaged
+  SHIP=runs/world-xs-dit-2stage/averaged
+fi
 if [ "$ANNEAL_END" -gt "$DIT_STEPS" ]; then
   [ -d runs/world-xs-dit-2stage-anneal ] || { cp -r runs/world-xs-dit-2stage runs/world-xs-dit-2stage-anneal
                                              rm -rf runs/world-xs-dit-2stage-anneal/model; }
