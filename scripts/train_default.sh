@@ -5,14 +5,16 @@
 # tenku/assets/world-xs.
 #
 #   scripts/train_default.sh                         # whole recipe (resumes any stage that was interrupted)
-#   VAE_MINUTES=60 DIT_STEPS=23000 ANNEAL_END=0 scripts/train_default.sh   # the shipped run's figures
+#   VAE_MINUTES=60 DIT_STEPS=23000 AVERAGE_FROM=0 scripts/train_default.sh   # the shipped run's figures
 #
 # The shipped DiT trained steps 0-14,200 in fp32 and 14,200-23,000 in bf16 autocast; `precision: auto` now trains
 # every step in bf16 on a CPU with native bf16 (the two learn alike: README, "bf16").
 #
-# The VAE trains for a budget of training minutes, the DiT for a number of steps at a constant learning rate
-# (its EMA weights are shipped), or with ANNEAL_END > DIT_STEPS then forks into an anneal (cosine decay ending at
-# step ANNEAL_END) and ships that: on the shipped run the anneal from 14,200 to 17,200 scored no better (README).
+# The VAE trains for a budget of training minutes, the DiT for a number of steps at a constant learning rate,
+# exporting its EMA weights every 1,000 steps (snapshots/); the mean of the snapshots from AVERAGE_FROM to
+# DIT_STEPS is shipped when AVERAGE_FROM > 0 (`tenku average`; 0, the default, ships the last EMA weights). With ANNEAL_END > DIT_STEPS
+# it forks into an anneal (cosine decay ending at step ANNEAL_END) and ships that instead: on the shipped run the
+# anneal from 14,200 to 17,200 scored no better (README).
 # Every stage checkpoints every 100 steps and exports its model; rerun the script to continue from the last checkpoint (it resumes, never starts over).
 # The VAE is warm-started from the previous default's VAE (commit ffb436a, read from git): its kernel-3 causal
 # time convs folded into the local VAE's (tenku.models.vae.fold_time_taps), then fine-tuned.
