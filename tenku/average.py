@@ -1,10 +1,10 @@
 """Weight averaging: one model directory whose weights are the mean of several (`tenku average`).
 
-The mean of snapshots of one run taken some thousands of steps apart (a training run's `snapshot_every`) is a
-smoother model than any single one: at a constant learning rate the weights wander around a good region, and an
-EMA over a few hundred steps still carries the wander (measured on the default model, README "The default model").
+At a constant learning rate the weights wander around a good region, and an EMA over a few hundred steps still
+carries the wander; the mean of snapshots taken thousands of steps apart (a run's `snapshot_every`) carries less
+(README, "Longer, and averaged": on the default model's run it scored like the best single snapshot, not better).
 Every model must share one architecture (config.json equal but for its sampling defaults, which come from the
-first); each part (VAE, DiT) is averaged in float32 and written in the first model's dtype.
+first); each part (VAE, DiT) is averaged in float32 and written in the first model's DiT dtype.
 """
 
 from __future__ import annotations
