@@ -51,6 +51,11 @@ def write_manifest(path: Path, records: list[dict]) -> Path:
     return path
 
 
+def is_pair(record: dict, color: str, shape: str) -> bool:
+    """A manifest record whose scene holds one object, of this colour and shape."""
+    return [(o["color"], o["shape"]) for o in record["scene"]["objects"]] == [(color, shape)]
+
+
 def subject_caption(caption: str, color: str, shape: str, word: str) -> str:
     """The caption with its "<colour> <shape>" noun (any wording, train or held-out) replaced by `word`."""
     alt = lambda words: "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))  # noqa: E731
@@ -70,7 +75,7 @@ def with_subject_word(manifest: Path, color: str, shape: str, word: str | None) 
         return manifest
     lines = read_records(manifest)
     for d in lines:
-        if [(o["color"], o["shape"]) for o in d["scene"]["objects"]] == [(color, shape)]:
+        if is_pair(d, color, shape):
             d["caption"] = subject_caption(d["caption"], color, shape, word)
     return write_manifest(manifest.with_name(f"{manifest.stem}-{word}.jsonl"), lines)
 
@@ -84,7 +89,7 @@ def pair_clips(out: Path, seed: int, color: str, shape: str, want: int, mix: str
         tenku("world", "make", "--out", str(world), "--count", str(want * 12), "--split", "combo", "--mix", mix,
               "--seed", str(seed), "--height", "64", "--width", "64", "--frames", str(frames), "-q")
     lines = read_records(world / "manifest.jsonl")
-    keep = [d for d in lines if [(o["color"], o["shape"]) for o in d["scene"]["objects"]] == [(color, shape)]]
+    keep = [d for d in lines if is_pair(d, color, shape)]
     if len(keep) < want:
         raise SystemExit(f"only {len(keep)} clips of a {color} {shape} in {world}; is it a held-out pair?")
     path = world / f"manifest-{color}-{shape}.jsonl"
