@@ -10,9 +10,9 @@
 # The shipped DiT trained steps 0-14,200 in fp32 and 14,200-23,000 in bf16 autocast; `precision: auto` now trains
 # every step in bf16 on a CPU with native bf16 (the two learn alike: README, "bf16").
 #
-# The VAE trains for a budget of training minutes, the DiT for a number of steps at a constant learning rate,
-# exporting its EMA weights every 1,000 steps (snapshots/); the mean of the snapshots from AVERAGE_FROM to
-# DIT_STEPS is shipped when AVERAGE_FROM > 0 (`tenku average`; 0, the default, ships the last EMA weights). With ANNEAL_END > DIT_STEPS
+# The VAE trains for a budget of training minutes, the DiT for a number of steps at a constant learning rate; its
+# last EMA weights are shipped, or with AVERAGE_FROM > 0 the mean of its EMA weights exported every 1,000 steps
+# (snapshots/) from AVERAGE_FROM to DIT_STEPS (`tenku average`). With ANNEAL_END > DIT_STEPS
 # it forks into an anneal (cosine decay ending at step ANNEAL_END) and ships that instead: on the shipped run the
 # anneal from 14,200 to 17,200 scored no better (README).
 # Every stage checkpoints every 100 steps and exports its model; rerun the script to continue from the last checkpoint (it resumes, never starts over).
@@ -62,9 +62,10 @@ $T cache --model runs/world-xs-vae-local/model --manifest "$DATA/manifest.jsonl"
 # 3. The DiT, from scratch: factorised (frame 0 as an image, then animated), timesteps shifted toward noise, a
 #    constant learning rate, with a small WorldBench pass every 1,000 steps in metrics.jsonl; then (ANNEAL_END >
 #    DIT_STEPS) the anneal, forked from its last checkpoint (the LR schedule is a function of the step).
+snap=(); [ "$AVERAGE_FROM" -gt 0 ] && snap=(--set snapshot_every=1000)  # EMA snapshots only to average them
 wb=(--set worldbench_every=1000 --set worldbench_mix=simple --set worldbench_count=32 --set worldbench_animate=true)
 train runs/world-xs-dit-2stage dit --config recipes/world-xs-dit-2stage-s6.yaml --data "$CACHE" \
-    --vae runs/world-xs-vae-local/model --steps "$DIT_STEPS" --set snapshot_every=1000 "${wb[@]}"
+    --vae runs/world-xs-vae-local/model --steps "$DIT_STEPS" "${snap[@]}" "${wb[@]}"
 SHIP=runs/world-xs-dit-2stage/model
 if [ "$AVERAGE_FROM" -gt 0 ]; then  # the mean of the EMA snapshots AVERAGE_FROM, +1000, ..., DIT_STEPS
   snaps=(); for s in $(seq "$AVERAGE_FROM" 1000 "$DIT_STEPS"); do snaps+=("runs/world-xs-dit-2stage/snapshots/$(printf step_%08d "$s")"); done

@@ -15,9 +15,6 @@ import torch
 
 from tenku.checkpoint import CheckpointError, load_model_config, load_model_dir, load_tensors, save_model_dir
 
-PARTS = ("vae", "dit")
-
-
 def _architecture(path: Path) -> dict:
     d = load_model_config(path).to_dict()
     d.pop("sample", None)  # sampling defaults may differ (the shipped copy sets its own); they are not weights
@@ -53,14 +50,11 @@ def average_models(paths: list[str | Path], out: str | Path) -> Path:
         if _architecture(p) != arch:
             raise CheckpointError(f"{p}: another architecture than {paths[0]} (config.json differs beyond 'sample')")
     cfg, vae, dit = load_model_dir(paths[0])
-    modules = {"vae": vae, "dit": dit}
-    dtypes = {}
-    for part in PARTS:
-        state = average_states(paths, part)
-        dtypes[part] = next(v.dtype for v in state.values() if v.is_floating_point())
-        modules[part].load_state_dict(state)
-    dtype = dtypes["dit"] if dtypes["dit"] != torch.float32 else None
-    return save_model_dir(out, cfg, modules["vae"], modules["dit"], dtype=dtype)
+    vae_state, dit_state = average_states(paths, "vae"), average_states(paths, "dit")
+    vae.load_state_dict(vae_state)
+    dit.load_state_dict(dit_state)
+    dtype = next(v.dtype for v in dit_state.values() if v.is_floating_point())  # the first model's, e.g. fp16
+    return save_model_dir(out, cfg, vae, dit, dtype=None if dtype == torch.float32 else dtype)
 
 
 def cmd_average(args) -> int:

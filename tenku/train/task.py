@@ -160,7 +160,7 @@ class Task:
 
     def adamw(self, params, lr: float) -> torch.optim.Optimizer:
         cfg = self.cfg
-        # fused: one kernel per parameter for the whole update, on CUDA and on the CPU (3x the CPU's default
+        # fused: one kernel per parameter for the whole update, on CUDA and on the CPU (2.7x the CPU's default
         # per-op loop at world-xs size, bench/core.py --only optim); not for FSDP's sharded parameters.
         return torch.optim.AdamW(params, lr=lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay,
                                  fused=self.device.type in ("cuda", "cpu") and not self.ctx.info.sharded)
