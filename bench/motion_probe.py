@@ -16,6 +16,8 @@ Designs (--designs, any of):
     forcing    t2v with an independent noise level per frame (diffusion forcing); evaluated as t2v
     stagger    trained like forcing; sampled with a staggered schedule (frame k trails frame 0 by
                `--lag` x k / (T - 1) in t, so early frames are decided first: a rolling, image-led t2v)
+`--per-frame-t` trains any design with per-frame noise levels (e.g. two-stage: the factorised recipe plus
+diffusion forcing's objective), sampled as that design is.
 Wording (--wording): `fixed` is one caption per colour and direction; `varied` trains on every train wording
 of tenku.vocab (3 colour words x 3 direction phrases each) and also scores clips captioned only with held-out
 words (rows "..., paraphrase"), as WorldBench's `paraphrase` split does; `--text-layers` picks the text
@@ -312,7 +314,7 @@ def train_design(design: str, probe: Probe, captions, text_all, mask_all, evalse
         if torch.rand(1, generator=g).item() < args.image_share:  # a batch of first frames: the image stage
             video, cm = video[:, :, :1], None
         loss = flow.training_loss(model, video, text_all[idx], mask_all[idx], fcfg, cond_mask=cm,
-                                  per_frame_t=design in ("forcing", "stagger"), generator=g)
+                                  per_frame_t=args.per_frame_t or design in ("forcing", "stagger"), generator=g)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -320,11 +322,12 @@ def train_design(design: str, probe: Probe, captions, text_all, mask_all, evalse
         losses.append(loss.item())
         if step % args.eval_every == 0 or step == args.steps:
             # (row name, sampling mode, captions, text, mask, evaluation set, its clips in the model's space).
-            tracks = [(design, design, captions, text_all, mask_all, evalset, eval_x)]
+            label = f"{design} + per-frame t" if args.per_frame_t and design not in ("forcing", "stagger") else design
+            tracks = [(label, design, captions, text_all, mask_all, evalset, eval_x)]
             if design in ("mix", "two-stage", "stagger"):  # image-to-video learnt: the true frame 0 animated
-                tracks.append((f"{design}, animating true frame 0", "i2v", *tracks[0][2:]))
+                tracks.append((f"{label}, animating true frame 0", "i2v", *tracks[0][2:]))
             if paraphrase is not None:
-                tracks.append((f"{design}, paraphrase", design, *paraphrase))
+                tracks.append((f"{label}, paraphrase", design, *paraphrase))
             for name, mode, caps, text, mask, (_, idx), x in tracks:
                 out = space.decode(generate(model, mode, text[idx], mask[idx], x, args, args.seed + 2, fcfg))
                 row = {"design": name, "step": step, "train_min": spent / 60, "loss": sum(losses) / len(losses),
@@ -389,6 +392,9 @@ def main(argv=None) -> None:
     p.add_argument("--per-frame", action="store_true", help="--vae: each frame encoded as an image (no time compression)")
     p.add_argument("--pool", type=int, default=2048, help="--vae: training clips encoded once")
     p.add_argument("--lag", type=float, default=1.0, help="stagger: how far the last frame trails frame 0 in t")
+    p.add_argument("--per-frame-t", action="store_true",
+                   help="any design: train with an independent noise level per frame (diffusion forcing; forcing and"
+                        " stagger always do)")
     p.add_argument("--wording", default="fixed", choices=("fixed", "varied"),
                    help="varied: train captions in every train wording of tenku.vocab; also score held-out wordings")
     p.add_argument("--text-layers", type=int, nargs="*", default=[],
