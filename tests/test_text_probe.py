@@ -62,3 +62,21 @@ def test_caption_neighbours_reads_the_nearest_training_caption(tmp_path, capsys)
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| id") or "swapped" in line]
     assert rows[0].split("|")[3:6] == [" 1.000 ", " 1.000 ", " 1.000 "]
     assert rows[1].split("|")[3] == " 0.000 " and rows[1].split("|")[5] == " 0.000 "
+
+
+def test_extra_colour_words_leave_the_held_out_words_held_out():
+    from tenku.vocab import BACKGROUND_WORDS, COLOR_WORDS, OCCLUDER_WORDS, SHAPE_WORDS
+
+    extra = text_probe.EXTRA_COLOUR_WORDS
+    assert set(extra) == set(COLOR_WORDS)
+    held = {w for _, ws in COLOR_WORDS.values() for w in ws}
+    others = {w for table in (BACKGROUND_WORDS, OCCLUDER_WORDS, SHAPE_WORDS) for lists in table.values()
+              for ws in lists for w in ws}
+    train = {w for ws, _ in COLOR_WORDS.values() for w in ws}
+    words = [w for ws in extra.values() for w in ws]
+    assert len(words) == len(set(words))  # no word names two colours
+    for w in words:
+        assert w not in train
+        # no held-out word or other attribute's word inside an extra one ("cherry-red" would leak "cherry-red")
+        assert not any(h in w or w in h for h in held), w
+        assert not any(o in w.split() or o in w.split("-") for o in others), w
