@@ -87,5 +87,6 @@ import torch
 from tenku.checkpoint import load_model_dir, save_model_dir
 cfg, vae, dit = load_model_dir(os.environ["SHIP"])
 cfg.sample.steps = 10  # WorldBench `id` at 10 steps equals 20 within noise (README "The default model")
+cfg.sample.guidance, cfg.sample.image_guidance = 3.0, 4.0  # per stage, measured (README "The default model")
 print(save_model_dir("tenku/assets/world-xs", cfg, vae, dit, dtype=torch.float16))
 PY

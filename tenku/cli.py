@@ -119,7 +119,8 @@ def build_parser(features: bool = True) -> argparse.ArgumentParser:
     g.add_argument("--height", type=int, help="pixels, a multiple of the model's stride (16 by default)")
     g.add_argument("--width", type=int, help="pixels, a multiple of the model's stride (16 by default)")
     g.add_argument("--steps", type=int, help="sampler steps")
-    g.add_argument("--guidance", type=float, help="classifier-free guidance scale (1 = off)")
+    g.add_argument("--guidance", type=float, help="classifier-free guidance scale (1 = off); a two-stage model "
+                   "guides its first frame by its own sample.image_guidance when set")
     g.add_argument("--sampler", choices=SAMPLERS, help="ODE solver")
     g.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same video")
     g.add_argument("--model", help="model directory (default: the model shipped with Tenku)")

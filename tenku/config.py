@@ -19,7 +19,7 @@ BOUNDS: dict[str, dict[str, tuple[float, float]]] = {
     "FlowConfig": dict(logit_std=(0.0, 100.0), base_shift=(1e-3, 1e3), shift_ref_tokens=(1, 1 << 30),
                        max_shift=(1e-3, 1e3), text_dropout=(0.0, 1.0), given_noise=(0.0, 0.5)),
     "SampleConfig": dict(frames=(1, 1025), max_frames=(1, 1025), height=(1, 8192), width=(1, 8192), fps=(1, 240),
-                         steps=(1, 1000), guidance=(0.0, 100.0)),
+                         steps=(1, 1000), guidance=(0.0, 100.0), image_guidance=(0.0, 100.0)),
     "ModelConfig": dict(text_max_length=(1, 8192)),
 }
 _JSON_KEYS = {"VAEConfig": "vae.", "DiTConfig": "dit.", "FlowConfig": "flow.", "SampleConfig": "sample."}
@@ -33,6 +33,10 @@ def check_fields(cfg) -> None:
     for f in dataclasses.fields(cfg):
         name = f"{prefix}{f.name}"
         value, kind = getattr(cfg, f.name), str(f.type)  # a string under `from __future__ import annotations`
+        if kind.endswith(" | None"):  # optional: None, or a value of the type
+            if value is None:
+                continue
+            kind = kind.removesuffix(" | None")
         if kind.startswith("tuple"):
             items, what = value, "a list of integers"
             ok = isinstance(value, (list, tuple)) and all(_is_int(v) for v in value)
@@ -177,6 +181,9 @@ class SampleConfig:
     # Text-to-video in two stages: latent frame 0 as an image first, then the rest with it given (see
     # Pipeline._first_frame). Off: every frame sampled jointly.
     two_stage: bool = False
+    # Two-stage: the guidance scale of the first stage (the image); None = `guidance`. Measured on the shipped model:
+    # the image wants more guidance than its animation (README "The default model", guidance per stage).
+    image_guidance: float | None = None
 
     def __post_init__(self):
         check_fields(self)

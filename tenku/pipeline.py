@@ -173,6 +173,8 @@ class Pipeline:
         """Two-stage text-to-video (Emu Video's factorisation): latent frame 0 sampled as an image (a one-frame
         video) from the text, then given to the second stage, which only has to animate it."""
         shift = flow.shift_for_tokens(self.dit.num_tokens(1, *noise.shape[-2:]), self.cfg.flow)
+        image_guidance = self.cfg.sample.image_guidance
+        guidance = guidance if image_guidance is None else image_guidance  # SampleConfig.image_guidance
         first = sample(GuidedVelocity(self.net, text, text_mask, guidance, null_text=self._null_text()),
                        noise[:, :, :1], steps, shift, sampler)
         given = torch.zeros_like(noise)

@@ -171,6 +171,37 @@ def test_two_stage_samples_frame_zero_as_an_image_then_animates_it(pipe, monkeyp
     assert not torch.allclose(two[:, :, 1:], joint[:, :, 1:])  # stage 2 animates the given frame
 
 
+def test_image_guidance_guides_the_first_stage_alone(pipe, monkeypatch):
+    from tenku import flow
+    from tenku.flow.sampler import GuidedVelocity, sample
+
+    T, h, w, steps = 3, 4, 4, 3
+    prompt = "a red ball moves to the left"
+    noise = torch.randn(1, pipe.cfg.vae.latent_channels, T, h, w, generator=torch.Generator().manual_seed(5))
+    text, mask = pipe.encode_prompt(prompt)
+    shift = flow.shift_for_tokens(pipe.dit.num_tokens(1, h, w), pipe.cfg.flow)
+    image = lambda g: sample(GuidedVelocity(pipe.dit, text, mask, g), noise[:, :, :1], steps, shift, "euler")  # noqa: E731
+    run = lambda g: pipe.sample_latents(prompt, T, h, w, steps, g, "euler", seed=5)  # noqa: E731
+    monkeypatch.setattr(pipe.cfg.sample, "two_stage", True)
+    with torch.inference_mode():
+        same = run(2.0)
+        monkeypatch.setattr(pipe.cfg.sample, "image_guidance", 6.0)
+        split = run(2.0)
+        assert torch.equal(split[:, :, :1], image(6.0)) and not torch.allclose(split[:, :, :1], image(2.0))
+        assert torch.equal(same[:, :, :1], image(2.0))
+        assert not torch.allclose(split[:, :, 1:], same[:, :, 1:])  # animated from another first frame
+
+
+def test_image_guidance_is_checked_like_guidance():
+    from tenku.config import SampleConfig
+
+    assert SampleConfig(image_guidance=None).image_guidance is None
+    with pytest.raises(ValueError, match="sample.image_guidance must be in"):
+        SampleConfig(image_guidance=-1.0)
+    with pytest.raises(ValueError, match="sample.image_guidance must be a number"):
+        SampleConfig(image_guidance="high")
+
+
 def test_given_noise_shows_the_given_frame_noised_and_keeps_it_exact(pipe, monkeypatch):
     img = moving_square()[0]
     seen = []

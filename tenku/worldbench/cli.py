@@ -96,7 +96,8 @@ def register_cli(subparsers) -> None:
     r.add_argument("--width", type=int, default=64, help="pixels")
     r.add_argument("--fps", type=float, default=8.0, help="frames per second")
     r.add_argument("--steps", type=int, help="sampler steps (default: the model's)")
-    r.add_argument("--guidance", type=float, help="guidance scale (default: the model's)")
+    r.add_argument("--guidance", type=float, help="guidance scale (default: the model's; a two-stage model's "
+                   "first frame keeps its sample.image_guidance when set)")
     r.add_argument("--given", default="none", choices=GIVEN,
                    help="first: animate each scene's true first frame (motion alone, the layout given)")
     r.add_argument("--out", default="worldbench", help="output folder")
