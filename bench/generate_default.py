@@ -16,7 +16,9 @@ writing; "interpreter + exit" is what no timer covers (start, and the interprete
 Last, the warm `generate` of the default clip (one process, the pipeline loaded once) and its speed as a
 multiple of real time (the clip's length / the time to make it). `--warm-variants` adds columns for this tree
 sampling in bf16 autocast (`precision="bf16"`), through `Pipeline.compile()`, and both (what `tenku serve
---precision auto --compile` does on a CPU with native bf16); `--warm-only` prints that table alone.
+--precision auto --compile` does on a CPU with native bf16); `--warm-only` prints that table alone. Each warm
+column is one process, loaded and warmed up before any is timed; the timed clips then go round the columns, one
+each per round, so the machine's drift (30% between back-to-back runs on our VMs) hits every column alike.
 
 `--against DIR` times another checkout (its `tenku` package, through PYTHONPATH, with this virtualenv) in the
 same run, alternating with this one, as one more column; every column's ratio to the first is printed: the
@@ -69,21 +71,24 @@ sys.exit(rc)
 """
 
 
-# A warm pipeline: the default clip generated again and again in one process (what the server does).
+# A warm pipeline: the default clip generated again and again in one process (what the server does). After the
+# warm-up it prints the clip's length, then for each seed read from stdin makes two clips and prints the seconds of
+# the second (the first brings the caches back after the other columns' turns), so the parent can interleave the
+# columns run by run (one process computes at a time; the others wait on stdin).
 WARM = r"""
-import json, statistics, sys, time
+import json, sys, time
 import tenku
-pipe = tenku.load_pipeline(sys.argv[1] or None, precision=sys.argv[4])
-if sys.argv[5] == "compile":
+pipe = tenku.load_pipeline(sys.argv[1] or None, precision=sys.argv[3])
+if sys.argv[4] == "compile":
     pipe.compile()
-prompt, runs = sys.argv[2], int(sys.argv[3])
+prompt = sys.argv[2]
 video = pipe.generate(prompt, seed=0)  # the warm-up (compiles, with compile)
-times = []
-for seed in range(1, runs + 1):
+print(json.dumps({"clip_seconds": len(video.frames) / video.fps}), flush=True)
+for line in sys.stdin:
+    pipe.generate(prompt, seed=10_000 + int(line))  # untimed: caches warm again after the other columns' turns
     t = time.perf_counter()
-    pipe.generate(prompt, seed=seed)
-    times.append(time.perf_counter() - t)
-print(json.dumps({"seconds": statistics.median(times), "clip_seconds": len(video.frames) / video.fps}))
+    pipe.generate(prompt, seed=int(line))
+    print(time.perf_counter() - t, flush=True)
 """
 
 
@@ -128,7 +133,8 @@ def main():
 
 
 def print_warm(args, warm: dict[str, dict]) -> None:
-    print(f"\nwarm generate (one process, the pipeline loaded once; median of {args.runs} seeds after a warm-up):")
+    print(f"\nwarm generate (one process per column, the pipeline loaded once; median of {args.runs} seeds after a"
+          " warm-up, the columns taking turns run by run):")
     table([("seconds per clip", {n: w["seconds"] for n, w in warm.items()}),
            ("x real time", {n: w["clip_seconds"] / w["seconds"] for n, w in warm.items()})], fmt=".2f")
 
@@ -201,14 +207,36 @@ def phases(args, envs: dict[str, dict]) -> list[tuple[str, dict]]:
 
 def warm_times(args, columns: dict[str, tuple[dict, str, str]]) -> dict[str, dict]:
     """Per column: median seconds of a warm `generate` (the WARM script; the API loads no prompt cache) and the
-    clip's length in seconds."""
-    out = {}
-    for name, (env, precision, mode) in columns.items():
-        cmd = [sys.executable, "-c", WARM, args.model or "", args.prompt, str(args.runs), precision, mode]
-        # cwd: `python -c` puts the working directory first on sys.path, ahead of PYTHONPATH
-        run = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env, cwd=tempfile.gettempdir())
-        out[name] = json.loads(run.stdout.strip().splitlines()[-1])
-    return out
+    clip's length in seconds. Every column's process is loaded and warmed up first; then the timed runs go round
+    the columns, one clip each per round, so a drift in the machine's speed hits every column alike."""
+    procs = {}
+    try:
+        for name, (env, precision, mode) in columns.items():
+            cmd = [sys.executable, "-c", WARM, args.model or "", args.prompt, precision, mode]
+            # cwd: `python -c` puts the working directory first on sys.path, ahead of PYTHONPATH
+            procs[name] = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+                                           cwd=tempfile.gettempdir())
+        out = {name: {**json.loads(ask(p, name, None)), "times": []} for name, p in procs.items()}  # warm-ups
+        for seed in range(1, args.runs + 1):
+            for name, p in procs.items():
+                out[name]["times"].append(float(ask(p, name, seed)))
+    finally:
+        for p in procs.values():
+            p.kill()
+    return {name: {"seconds": statistics.median(o["times"]), "clip_seconds": o["clip_seconds"]}
+            for name, o in out.items()}
+
+
+def ask(proc: subprocess.Popen, name: str, seed: int | None) -> str:
+    """Send a WARM process a seed (None: just read its warm-up line) and return the line it answers."""
+    if seed is not None:
+        time.sleep(0.5)  # the last column's idle OpenMP threads stop spinning before this one computes
+        proc.stdin.write(f"{seed}\n")
+        proc.stdin.flush()
+    line = proc.stdout.readline()
+    if not line:
+        sys.exit(f"warm column {name} exited with status {proc.wait()}")
+    return line
 
 
 def run_env(env: dict, i: int) -> dict:
