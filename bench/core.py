@@ -37,17 +37,18 @@ def matmul_peak(n: int = 2048, repeats: int = 5, dtype: torch.dtype = torch.floa
     return 2 * n ** 3 / statistics.median(times)
 
 
-def _compiled(model, enabled: bool):
-    return torch.compile(model) if enabled else model
+def _compiled(model, enabled: bool, mode: str | None = None):
+    return torch.compile(model, mode=mode) if enabled else model
 
 
-def tenku_step(cfg: DiTConfig, B: int, T: int, H: int, W: int, L: int = 12, compiled: bool = False):
+def tenku_step(cfg: DiTConfig, B: int, T: int, H: int, W: int, L: int = 12, compiled: bool = False,
+               mode: str | None = None):
     model = DiT(cfg)
     for p in model.parameters():  # non-zero weights so every path does real work
         torch.nn.init.normal_(p, std=0.02)
     x, t = torch.randn(B, cfg.in_channels, T, H, W), torch.rand(B)
     text, mask = torch.randn(B, L, cfg.text_dim), torch.ones(B, L, dtype=torch.bool)
-    fwd = _compiled(model, compiled)
+    fwd = _compiled(model, compiled, mode)
 
     def step():
         fwd(x, t, text, mask).square().mean().backward()
@@ -116,7 +117,7 @@ def dit_shapes(quick: bool, xs_only: bool = False) -> list[tuple[str, DiTConfig,
     return [("world-xs train", xs, (16, 5, 16, 16)), ("world-s", s, (2, 4, 32, 32)), ("1.3B width, 1 layer", wan13, (1, 2, 16, 16))]
 
 
-def dit_table(quick: bool, compile_too: bool, bf16: bool, xs_only: bool = False):
+def dit_table(quick: bool, compile_too: bool, bf16: bool, xs_only: bool = False, autotune: bool = False):
     repeats = 2 if quick else 5
     peak = {"fp32": matmul_peak(), "bf16": matmul_peak(dtype=torch.bfloat16) if bf16 else 0.0}
     print(f"\nDiT forward+backward, text 12 tokens; 'compiled' = torch.compile (inductor), timed after its warm-up;"
@@ -134,6 +135,9 @@ def dit_table(quick: bool, compile_too: bool, bf16: bool, xs_only: bool = False)
             steps["diffusers Wan eager bf16"] = in_bf16(wan_step(cfg, B, T, H, W))
             if compile_too:
                 steps["tenku compiled bf16"] = in_bf16(tenku_step(cfg, B, T, H, W, compiled=True)[0])
+            if compile_too and autotune:  # inductor tries its own GEMM kernels against ATen's, keeps the fastest
+                steps["tenku autotuned bf16"] = in_bf16(
+                    tenku_step(cfg, B, T, H, W, compiled=True, mode="max-autotune-no-cudagraphs")[0])
         flops = count_flops(step_t)
         secs = time_interleaved(steps, repeats)
         # measured around the run, best of all
@@ -256,10 +260,12 @@ def main():
     ap.add_argument("--no-compile", action="store_true", help="eager only (compiling takes minutes on a CPU)")
     ap.add_argument("--no-bf16", action="store_true", help="fp32 only (no bf16 autocast rows)")
     ap.add_argument("--xs-only", action="store_true", help="the DiT table at the default recipe's shape alone")
+    ap.add_argument("--autotune", action="store_true",
+                    help="DiT table: also Tenku compiled with mode max-autotune-no-cudagraphs, in bf16")
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     if args.only in (None, "dit"):
-        dit_table(args.quick, not args.no_compile, not args.no_bf16, args.xs_only)
+        dit_table(args.quick, not args.no_compile, not args.no_bf16, args.xs_only, args.autotune)
     if args.only in (None, "optim"):
         optimizer_table(args.quick)
     if args.only in (None, "vae"):
