@@ -302,6 +302,8 @@ def train_design(design: str, probe: Probe, captions, text_all, mask_all, evalse
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
     g = torch.Generator().manual_seed(args.seed + 1)
     fcfg = flow_config(args, model, probe)
+    forcing = design in ("forcing", "stagger")  # designs that always train with per-frame noise levels
+    label = f"{design} + per-frame t" if args.per_frame_t and not forcing else design  # the rows' name
     rows, spent, losses = [], 0.0, []
     for step in range(1, args.steps + 1):
         t0 = time.perf_counter()
@@ -314,7 +316,7 @@ def train_design(design: str, probe: Probe, captions, text_all, mask_all, evalse
         if torch.rand(1, generator=g).item() < args.image_share:  # a batch of first frames: the image stage
             video, cm = video[:, :, :1], None
         loss = flow.training_loss(model, video, text_all[idx], mask_all[idx], fcfg, cond_mask=cm,
-                                  per_frame_t=args.per_frame_t or design in ("forcing", "stagger"), generator=g)
+                                  per_frame_t=args.per_frame_t or forcing, generator=g)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -322,7 +324,6 @@ def train_design(design: str, probe: Probe, captions, text_all, mask_all, evalse
         losses.append(loss.item())
         if step % args.eval_every == 0 or step == args.steps:
             # (row name, sampling mode, captions, text, mask, evaluation set, its clips in the model's space).
-            label = f"{design} + per-frame t" if args.per_frame_t and design not in ("forcing", "stagger") else design
             tracks = [(label, design, captions, text_all, mask_all, evalset, eval_x)]
             if design in ("mix", "two-stage", "stagger"):  # image-to-video learnt: the true frame 0 animated
                 tracks.append((f"{label}, animating true frame 0", "i2v", *tracks[0][2:]))

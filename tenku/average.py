@@ -15,6 +15,7 @@ import torch
 
 from tenku.checkpoint import CheckpointError, load_model_config, load_model_dir, load_tensors, save_model_dir
 
+
 def _architecture(path: Path) -> dict:
     d = load_model_config(path).to_dict()
     d.pop("sample", None)  # sampling defaults may differ (the shipped copy sets its own); they are not weights
