@@ -39,7 +39,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tenku.data.clips import read_records  # noqa: E402
-from tenku.models.text import load_text_encoder  # noqa: E402
+from tenku.models.text import TextEncoder, minilm_path  # noqa: E402
 from tenku.vocab import COLOR_WORDS, DIRECTION_WORDS, SHAPE_WORDS  # noqa: E402
 
 # Sentence frames in the style of the world's captions; {} is the probed word or phrase.
@@ -164,7 +164,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    encoder = load_text_encoder("minilm")
+    encoder = TextEncoder(minilm_path(), 48, backend="transformers")  # span_states reads transformers' model
     if args.captions:
         train, id_, para = args.captions
         return caption_neighbours(encoder, train, {"id": id_, "paraphrase": para})

@@ -128,7 +128,7 @@ def test_cli_reads_a_repeated_prompt_from_the_prompt_cache(model_dir, tmp_path, 
     def no_model(*a):
         raise AssertionError("the text encoder was loaded for a cached prompt")
 
-    monkeypatch.setattr(text, "_load_encoder", no_model)
+    monkeypatch.setattr(text.TextEncoder, "_load", no_model)
     assert main(args + [str(tmp_path / "b.mp4")]) == 0
     assert (tmp_path / "a.mp4").read_bytes() == (tmp_path / "b.mp4").read_bytes()
 

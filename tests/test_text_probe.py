@@ -29,9 +29,9 @@ def test_probes_read_separable_classes_and_not_noise():
 
 
 def test_span_is_the_probed_word():
-    from tenku.models.text import load_text_encoder
+    from tenku.models.text import TextEncoder, minilm_path
 
-    enc = load_text_encoder("minilm")
+    enc = TextEncoder(minilm_path(), 48, backend="transformers")
     frame = "A {} ball moves to the left."
     a, b = text_probe.span_states(enc, frame, "red"), text_probe.span_states(enc, frame, "blue")
     assert a.shape == (7, enc.dim)

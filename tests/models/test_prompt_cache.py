@@ -25,6 +25,9 @@ def test_another_reading_of_the_text_does_not_share_files(tmp_path):
     middle = middle_enc.encode_tokens(PROMPTS[:1])[0]
     assert middle_enc._model is not None and not torch.allclose(last, middle, atol=1e-3)
     assert len(list(tmp_path.glob("*.safetensors"))) == 2
+    library = TextEncoder(minilm_path(), 48, disk_cache=tmp_path, backend="transformers")
+    torch.testing.assert_close(library.encode_tokens(PROMPTS[:1])[0], last, rtol=0, atol=2e-5)
+    assert library._model is not None and len(list(tmp_path.glob("*.safetensors"))) == 3  # computed by other code
 
 
 def test_a_damaged_file_is_encoded_again_and_rewritten(tmp_path):

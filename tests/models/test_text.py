@@ -56,20 +56,44 @@ def test_loading_leaves_the_process_hugging_face_settings_alone(monkeypatch):
     assert "HF_HUB_OFFLINE" not in os.environ
 
 
-def test_minilm_loads_through_its_own_class_exactly_as_auto_model_does(enc):
+@pytest.fixture(scope="module")
+def library_enc():
+    from tenku.models.text import TextEncoder, minilm_path
+
+    return TextEncoder(minilm_path(), 48, backend="transformers")
+
+
+def test_minilm_loads_through_its_own_class_exactly_as_auto_model_does(library_enc):
     from transformers import AutoModel
 
     from tenku.models.text import minilm_path, quiet_loading
 
-    assert type(enc.model).__name__ == "BertModel"
+    assert type(library_enc.model).__name__ == "BertModel"
     with quiet_loading():
         ref = AutoModel.from_pretrained(minilm_path(), local_files_only=True).eval()
-    batch = enc.tokenizer(["a red ball bounces to the right", "two balls"], padding=True, return_tensors="pt")
+    batch = library_enc.tokenizer(["a red ball bounces to the right", "two balls"], padding=True, return_tensors="pt")
     with torch.no_grad():
-        assert torch.equal(enc.model(**batch).last_hidden_state, ref(**batch).last_hidden_state)
+        assert torch.equal(library_enc.model(**batch).last_hidden_state, ref(**batch).last_hidden_state)
 
 
-def test_text_layers_average_the_chosen_hidden_states(enc):
+def test_default_backend_encodes_as_transformers_does(enc, library_enc):
+    from tenku.models import bert
+    from tenku.models.text import TextEncoder, minilm_path
+
+    prompts = ["a red ball bounces to the right", "two balls", "a ruby orb sails skyward " * 12]
+    states, mask = enc.encode(prompts)
+    ref, ref_mask = library_enc.encode(prompts)
+    assert isinstance(enc.model, bert.BertEncoder) and enc.tokenizer is None
+    assert torch.equal(mask, ref_mask) and mask.shape[1] == 48
+    torch.testing.assert_close(states, ref, rtol=0, atol=2e-5)
+    mid = TextEncoder(minilm_path(), 48, layers=(3, 6)).encode(prompts)[0]
+    torch.testing.assert_close(mid, TextEncoder(minilm_path(), 48, layers=(3, 6), backend="transformers").encode(prompts)[0],
+                               rtol=0, atol=2e-5)
+    with pytest.raises(ValueError, match="backend"):
+        TextEncoder(minilm_path(), 48, backend="onnx")
+
+
+def test_text_layers_average_the_chosen_hidden_states(enc, library_enc):
     from tenku.models.text import TextEncoder, minilm_path
 
     prompts = ["a ruby orb sails skyward", "a red ball"]
@@ -78,9 +102,10 @@ def test_text_layers_average_the_chosen_hidden_states(enc):
     torch.testing.assert_close(same, last)  # the last layer alone is the default
     mid, mid_mask = load_text_encoder("minilm", 48, layers=(3, 6)).encode(prompts)
     assert torch.equal(mid_mask, mask) and not torch.allclose(mid, last, atol=1e-2)
-    batch = enc.tokenizer(prompts[:1], return_tensors="pt")
-    hs = enc.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=True).hidden_states
-    torch.testing.assert_close(mid[0, : mask[0].sum()], (hs[3][0] + hs[6][0]) / 2, rtol=0, atol=1e-5)
+    batch = library_enc.tokenizer(prompts[:1], return_tensors="pt")
+    hs = library_enc.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                           output_hidden_states=True).hidden_states
+    torch.testing.assert_close(mid[0, : mask[0].sum()], (hs[3][0] + hs[6][0]) / 2, rtol=0, atol=2e-5)
     with pytest.raises(ValueError, match="out of range"):
         TextEncoder(minilm_path(), 8, layers=(7,))  # MiniLM has hidden states 0..6
 
