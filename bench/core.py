@@ -1,6 +1,7 @@
 """Core benchmark: DiT training throughput, eager and compiled, against the machine's matmul peak and diffusers' Wan transformer,
-the optimizer and EMA update of a training step (`--only optim`), VAE encode/decode speed, and VAE decode peak
-memory for 2 s vs 60 s of video.
+the optimizer and EMA update of a training step (`--only optim`), CPU attention kernels by sequence length
+(`--only attention`: where tenku/models/attention.py's size limits come from), VAE encode/decode speed, and VAE
+decode peak memory for 2 s vs 60 s of video.
 
     .venv/bin/python bench/core.py            # full table (a few minutes on 2 cores)
     .venv/bin/python bench/core.py --quick    # smaller shapes, fewer repeats
@@ -172,6 +173,31 @@ def optimizer_table(quick: bool):
         print(f"{name:<24}{sec * 1e3:>8.2f}{secs['AdamW loop (CPU default)'] / sec:>8.2f}x")
 
 
+def attention_table(quick: bool):
+    """Attention forward+backward at the DiT's head size (64), scaled_dot_product_attention (the CPU flash kernel)
+    against plain matmuls and a softmax, by sequence length; about the same FLOPs per row (fewer heads x batch as
+    N grows, at least 2); the last column is what tenku.models.attention.attention runs at that size."""
+    from tenku.models.attention import EXPLICIT_ATTENTION_MAX, explicit_attention
+
+    def step(fn, q, k, v):
+        def run():
+            qq, kk, vv = (t.detach().requires_grad_() for t in (q, k, v))
+            fn(qq, kk, vv).float().square().mean().backward()
+        return run
+
+    print("\nAttention forward+backward on the CPU, head dim 64, self-attention N = L, ms per call (median)")
+    print(f"{'dtype':<10}{'N':>6}{'B x heads':>10}{'sdpa':>9}{'explicit':>10}{'sdpa/explicit':>15}  attention() runs")
+    for dtype in (torch.float32, torch.bfloat16):
+        for n in (16, 80, 128, 256, 512, 1024) if not quick else (80, 256):
+            bh = max(2, 64 * 80 * 80 // (n * n))
+            q, k, v = (torch.randn(bh, 1, n, 64, dtype=dtype) for _ in range(3))
+            secs = time_interleaved({"sdpa": step(torch.nn.functional.scaled_dot_product_attention, q, k, v),
+                                     "explicit": step(explicit_attention, q, k, v)}, 3 if quick else 9)
+            picks = "explicit" if n * n <= EXPLICIT_ATTENTION_MAX[dtype] else "sdpa"
+            print(f"{str(dtype).removeprefix('torch.'):<10}{n:>6}{bh:>10}{secs['sdpa'] * 1e3:>9.2f}"
+                  f"{secs['explicit'] * 1e3:>10.2f}{secs['sdpa'] / secs['explicit']:>14.2f}x  {picks}")
+
+
 VAE_CHILD = r"""
 import json, os, sys, threading, time, torch
 from tenku.config import preset
@@ -256,7 +282,7 @@ def vae_table(quick: bool, bf16: bool):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller shapes and fewer repeats")
-    ap.add_argument("--only", choices=["dit", "optim", "vae"], help="run one table")
+    ap.add_argument("--only", choices=["dit", "optim", "attention", "vae"], help="run one table")
     ap.add_argument("--no-compile", action="store_true", help="eager only (compiling takes minutes on a CPU)")
     ap.add_argument("--no-bf16", action="store_true", help="fp32 only (no bf16 autocast rows)")
     ap.add_argument("--xs-only", action="store_true", help="the DiT table at the default recipe's shape alone")
@@ -268,6 +294,8 @@ def main():
         dit_table(args.quick, not args.no_compile, not args.no_bf16, args.xs_only, args.autotune)
     if args.only in (None, "optim"):
         optimizer_table(args.quick)
+    if args.only in (None, "attention"):
+        attention_table(args.quick)
     if args.only in (None, "vae"):
         vae_table(args.quick, not args.no_bf16)
 

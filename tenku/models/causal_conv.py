@@ -22,6 +22,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from tenku.models.attention import attention
+
 # Per-layer streaming state: conv -> past input frames (B, k, H, W, C); temporal upsampler -> True once
 # it has emitted the first frame. One Cache per video stream (and per spatial tile).
 Cache = dict
@@ -117,7 +119,7 @@ class FrameAttention(nn.Module):
         B, T, H, W, C = x.shape
         qkv = self.qkv(self.norm(x)).reshape(B * T, 1, H * W, 3 * C)  # one frame per batch item
         q, k, v = qkv.chunk(3, dim=-1)  # 3 x (B*T, 1, H*W, C)
-        h = F.scaled_dot_product_attention(q, k, v)  # (B*T, 1, H*W, C)
+        h = attention(q, k, v)  # (B*T, 1, H*W, C)
         return x + self.proj(h.reshape(B, T, H, W, C))
 
 

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from tenku.config import DiTConfig
+from tenku.models.attention import attention
 
 
 # ----------------------------------------------------------------------------- embeddings
@@ -96,7 +97,7 @@ class Attention(nn.Module):
         q, k, v = (z.unflatten(-1, (self.num_heads, -1)).transpose(1, 2) for z in (q, k, v))  # (B, heads, *, hd)
         if rope is not None:
             q, k = apply_rope(q, rope), apply_rope(k, rope)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, heads, N, hd)
+        out = attention(q, k, v, mask)  # (B, heads, N, hd)
         return self.o(out.transpose(1, 2).reshape(B, N, D))
 
 
