@@ -176,7 +176,8 @@ def optimizer_table(quick: bool):
 def attention_table(quick: bool):
     """Attention forward+backward at the DiT's head size (64), scaled_dot_product_attention (the CPU flash kernel)
     against plain matmuls and a softmax, by sequence length; about the same FLOPs per row (fewer heads x batch as
-    N grows, at least 2); the last column is what tenku.models.attention.attention runs at that size."""
+    N grows, at least 2); the last column is what tenku.models.attention.attention runs at that size when gradients
+    are on (fp32 inference in eager mode always takes sdpa)."""
     from tenku.models.attention import EXPLICIT_ATTENTION_MAX, explicit_attention
 
     def step(fn, q, k, v):
@@ -193,7 +194,7 @@ def attention_table(quick: bool):
             q, k, v = (torch.randn(bh, 1, n, 64, dtype=dtype) for _ in range(3))
             secs = time_interleaved({"sdpa": step(torch.nn.functional.scaled_dot_product_attention, q, k, v),
                                      "explicit": step(explicit_attention, q, k, v)}, 3 if quick else 9)
-            picks = "explicit" if n * n <= EXPLICIT_ATTENTION_MAX[dtype] else "sdpa"
+            picks = "explicit" if n * n <= EXPLICIT_ATTENTION_MAX[dtype] else "sdpa"  # with gradients
             print(f"{str(dtype).removeprefix('torch.'):<10}{n:>6}{bh:>10}{secs['sdpa'] * 1e3:>9.2f}"
                   f"{secs['explicit'] * 1e3:>10.2f}{secs['sdpa'] / secs['explicit']:>14.2f}x  {picks}")
 

@@ -147,9 +147,10 @@ def warm_columns(args, envs: dict[str, dict] | None = None) -> dict[str, tuple[d
     if args.warm_variants or args.warm_only:
         cols |= {"bf16": (env, "bf16", "eager"), "fp32 compiled": (env, "fp32", "compile"),
                  "bf16 compiled": (env, "bf16", "compile")}
-    if envs is None and args.against:  # --warm-only --against: the other tree's fp32, eager and compiled
+    if envs is None and args.against:  # --warm-only --against: the other tree's fp32 and bf16, eager and compiled
         other = {**env, "PYTHONPATH": str(Path(args.against).resolve())}
-        cols |= {"against, fp32": (other, "fp32", "eager"), "against, fp32 compiled": (other, "fp32", "compile")}
+        cols |= {"against, fp32": (other, "fp32", "eager"), "against, bf16": (other, "bf16", "eager"),
+                 "against, fp32 compiled": (other, "fp32", "compile"), "against, bf16 compiled": (other, "bf16", "compile")}
     return cols
 
 

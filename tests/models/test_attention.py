@@ -39,3 +39,7 @@ def test_long_sequences_take_sdpa(monkeypatch):
     A.attention(long, long, long)
     A.attention(short.bfloat16(), short.bfloat16(), short.bfloat16())
     assert calls == [long.shape]
+    with torch.no_grad():  # fp32 eager inference keeps the one fused call; bf16 does not
+        A.attention(short, short, short)
+        A.attention(short.bfloat16(), short.bfloat16(), short.bfloat16())
+    assert calls == [long.shape, short.shape]
