@@ -253,21 +253,27 @@ def vae_train_rows(bf16: bool):
         print(f"{k:<10}{v:>9.3f}{secs['fp32'] / v:>8.2f}x")
 
 
-def vae_table(quick: bool, bf16: bool):
+def vae_table(quick: bool, bf16: bool, compile_too: bool = True):
     from tenku.models.vae import VideoVAE
 
     vae = VideoVAE(preset("world-s").vae).eval()
     size, frames = 64, 17
     video = torch.rand(1, 3, frames, size, size) * 2 - 1
+    encode_whole = torch.compile(lambda v: vae.encode(v, chunked=False).mode())
+    decode_whole = torch.compile(lambda z: vae.decode(z, chunked=False))
     with torch.inference_mode():
         z = vae.encode(video).mode()
-        secs = time_interleaved({"encode": lambda: vae.encode(video), "decode": lambda: vae.decode(z),
-                                 "decode, whole clip": lambda: vae.decode(z, chunked=False)}, 2 if quick else 5)
-    print(f"\nVAE (world-s preset, {size}x{size}, {frames} frames, fp32, inference; decode is one latent frame at a"
-          " time, in constant memory; 'whole clip' is what the pipeline does for clips up to WHOLE_DECODE_PIXELS)")
-    print(f"{'op':<20}{'s/clip':>9}{'frames/s':>10}")
+        ops = {"encode": lambda: vae.encode(video), "encode, whole clip": lambda: vae.encode(video, chunked=False),
+               "decode": lambda: vae.decode(z), "decode, whole clip": lambda: vae.decode(z, chunked=False)}
+        if compile_too:
+            ops |= {"encode, whole, compiled": lambda: encode_whole(video), "decode, whole, compiled": lambda: decode_whole(z)}
+        secs = time_interleaved(ops, 2 if quick else 5)
+    print(f"\nVAE (world-s preset, {size}x{size}, {frames} frames, fp32, inference; encode and decode go chunk by chunk"
+          " in constant memory; 'whole clip' in one pass, as the pipeline decodes clips up to WHOLE_DECODE_PIXELS;"
+          " 'compiled' = torch.compile (inductor) of the whole-clip pass, timed after its warm-up)")
+    print(f"{'op':<26}{'s/clip':>9}{'frames/s':>10}")
     for k, s in secs.items():
-        print(f"{k:<20}{s:>9.3f}{frames / s:>10.1f}")
+        print(f"{k:<26}{s:>9.3f}{frames / s:>10.1f}")
     vae_train_rows(bf16)
     print("\nVAE decode working memory (world-s, streamed with iter_decode; a fresh process each, 8 fps;")
     print("peak resident memory during decode minus before it, sampled every 2 ms)")
@@ -298,7 +304,7 @@ def main():
     if args.only in (None, "attention"):
         attention_table(args.quick)
     if args.only in (None, "vae"):
-        vae_table(args.quick, not args.no_bf16)
+        vae_table(args.quick, not args.no_bf16, not args.no_compile)
 
 
 if __name__ == "__main__":
