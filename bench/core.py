@@ -199,6 +199,46 @@ def attention_table(quick: bool):
                   f"{secs['explicit'] * 1e3:>10.2f}{secs['sdpa'] / secs['explicit']:>14.2f}x  {picks}")
 
 
+def sampler_attention_rows(quick: bool, compile_too: bool):
+    """The world-xs DiT's forward at the sampler's shape (a guidance pair: batch 2, 80 tokens, 12 text tokens), under
+    inference mode, with tenku.models.attention.attention against scaled_dot_product_attention swapped in (the
+    module's global; dynamo keeps a graph per choice), interleaved in one process."""
+    import tenku.models.dit as dit_module
+    from tenku.models.attention import attention
+
+    def sdpa(q, k, v, mask=None):
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+    torch.manual_seed(0)
+    model = DiT(preset("world-xs").dit).eval()
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.02)
+    x, t = torch.randn(2, 8, 5, 16, 16), torch.rand(2)
+    text, mask = torch.randn(2, 12, 384), torch.ones(2, 12, dtype=torch.bool)
+    mask[0, 8:] = False
+
+    def call(net, bf16, fn):
+        def run():
+            dit_module.attention = fn
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                net(x, t, text, mask)
+        return run
+
+    nets = {"eager": model} | ({"compiled": torch.compile(model)} if compile_too else {})
+    steps = {(mode, prec, name): call(net, prec == "bf16", fn) for mode, net in nets.items() for prec in ("fp32", "bf16")
+             for name, fn in (("sdpa", sdpa), ("attention()", attention))}
+    try:
+        secs = time_interleaved(steps, 5 if quick else 30)
+    finally:
+        dit_module.attention = attention
+    print("\nThe world-xs DiT forward at the sampler's shape (batch 2, 80 tokens), inference, ms (median, interleaved)")
+    print(f"{'mode':<10}{'precision':<10}{'sdpa':>9}{'attention()':>13}{'sdpa/attention()':>18}")
+    for mode in nets:
+        for prec in ("fp32", "bf16"):
+            a, b = secs[(mode, prec, "sdpa")], secs[(mode, prec, "attention()")]
+            print(f"{mode:<10}{prec:<10}{a * 1e3:>9.2f}{b * 1e3:>13.2f}{a / b:>17.2f}x")
+
+
 VAE_CHILD = r"""
 import json, os, sys, threading, time, torch
 from tenku.config import preset
@@ -303,6 +343,7 @@ def main():
         optimizer_table(args.quick)
     if args.only in (None, "attention"):
         attention_table(args.quick)
+        sampler_attention_rows(args.quick, not args.no_compile)
     if args.only in (None, "vae"):
         vae_table(args.quick, not args.no_bf16, not args.no_compile)
 

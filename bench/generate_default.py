@@ -248,11 +248,14 @@ def run_env(env: dict, i: int) -> dict:
 def table(rows: list[tuple[str, dict]], fmt: str) -> None:
     """One row per measure, a column per setting, then each later column's ratio to the first."""
     names = list(rows[0][1])
-    print(f"{'':<30}" + "".join(f"{n:>15}" for n in names) + "".join(f"{'/ ' + names[0]:>15}" for _ in names[1:]))
+    ratios = [f"{n} / {names[0]}" for n in names[1:]]
+    width = {h: max(15, len(h) + 2) for h in names + ratios}
+    print(f"{'':<30}" + "".join(f"{h:>{width[h]}}" for h in names + ratios))
     for label, values in rows:
         first = values[names[0]]
-        line = f"{label:<30}" + "".join(f"{values[n]:>15{fmt}}" for n in names)
-        line += "".join(f"{values[n] / first:>15.2f}" if first > 0.005 else f"{'-':>15}" for n in names[1:])
+        line = f"{label:<30}" + "".join(f"{values[n]:>{width[n]}{fmt}}" for n in names)
+        line += "".join(f"{values[n] / first:>{width[h]}.2f}" if first > 0.005 else f"{'-':>{width[h]}}"
+                        for n, h in zip(names[1:], ratios))
         print(line)
 
 

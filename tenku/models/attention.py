@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 # On a CPU, attention whose score matrix (N x L per head) is at most this size runs as plain matmuls and a softmax:
-# there the flash kernel's backward costs 2-6x more in bf16 and up to 1.6x in fp32 (bench/core.py --only attention),
+# there the flash kernel with its backward costs 2-6x more in bf16, about 5% more in fp32 (bench/core.py --only attention),
 # and inductor fuses the softmax into its neighbours (the world-xs training step, compiled: 1.5x in bf16, 1.07x in
 # fp32). Longer sequences (and CUDA) take scaled_dot_product_attention, which never holds the whole score matrix.
 EXPLICIT_ATTENTION_MAX = {torch.float32: 128 * 128, torch.bfloat16: 512 * 512, torch.float16: 512 * 512}
