@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
+from tokenizers import Tokenizer
 
 
 def supports(path: Path, tokenizer: Path) -> bool:
@@ -38,8 +39,6 @@ class BertEncoder:
     """`tokenize(prompts, max_length)` -> (ids, mask); `hidden_states(ids, mask)` -> every layer's states."""
 
     def __init__(self, path: Path, tokenizer: Path, device: torch.device = torch.device("cpu")):
-        from tokenizers import Tokenizer
-
         config = json.loads((path / "config.json").read_text())
         self.heads, self.depth = config["num_attention_heads"], config["num_hidden_layers"]
         self.eps = config.get("layer_norm_eps", 1e-12)

