@@ -7,7 +7,7 @@ from tenku.models import bert
 from tenku.models.text import minilm_path, quiet_loading
 
 PROMPTS = ["a red ball bounces to the right", "two balls", "", "Ünïcödé café — naïve 🎈 <b>tags</b> &amp; tabs\t!",
-           "a much longer prompt about a green triangle that drifts slowly " * 6]
+           "a much longer prompt about a green triangle that drifts slowly " * 6, "   ", "\x00", "日本語のプロンプト"]
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def test_token_ids_and_every_hidden_state_match_transformers(reference):
     ids, mask = ours.tokenize(PROMPTS, max_length=48)
     batch = tok(PROMPTS, padding=True, truncation=True, max_length=48, return_tensors="pt")
     assert torch.equal(ids, batch["input_ids"]) and torch.equal(mask, batch["attention_mask"].bool())
-    assert ids.shape == (5, 48) and mask.sum(1)[2] == 2  # truncated to max_length; "" is [CLS] [SEP]
+    assert ids.shape == (8, 48) and mask.sum(1)[2] == mask.sum(1)[5] == 2  # truncated; "" and "   ": [CLS] [SEP]
     with torch.no_grad():
         ref = model(input_ids=ids, attention_mask=batch["attention_mask"], output_hidden_states=True).hidden_states
     got = ours.hidden_states(ids, mask)
