@@ -299,13 +299,13 @@ def vae_table(quick: bool, bf16: bool, compile_too: bool = True):
     vae = VideoVAE(preset("world-s").vae).eval()
     size, frames = 64, 17
     video = torch.rand(1, 3, frames, size, size) * 2 - 1
-    encode_whole = torch.compile(lambda v: vae.encode(v, chunked=False).mode())
-    decode_whole = torch.compile(lambda z: vae.decode(z, chunked=False))
     with torch.inference_mode():
         z = vae.encode(video).mode()
         ops = {"encode": lambda: vae.encode(video), "encode, whole clip": lambda: vae.encode(video, chunked=False),
                "decode": lambda: vae.decode(z), "decode, whole clip": lambda: vae.decode(z, chunked=False)}
         if compile_too:
+            encode_whole = torch.compile(lambda v: vae.encode(v, chunked=False).mode())
+            decode_whole = torch.compile(lambda z: vae.decode(z, chunked=False))
             ops |= {"encode, whole, compiled": lambda: encode_whole(video), "decode, whole, compiled": lambda: decode_whole(z)}
         secs = time_interleaved(ops, 2 if quick else 5)
     print(f"\nVAE (world-s preset, {size}x{size}, {frames} frames, fp32, inference; encode and decode go chunk by chunk"
