@@ -173,6 +173,23 @@ def optimizer_table(quick: bool):
         print(f"{name:<24}{sec * 1e3:>8.2f}{secs['AdamW loop (CPU default)'] / sec:>8.2f}x")
 
 
+def profile_table(quick: bool):
+    """Where the default recipe's training step spends its time: torch.profiler over 3 compiled bf16 world-xs steps
+    (batch 16 x 80 tokens, what training runs on a CPU with native bf16), ops by their own CPU time. Run with
+    PYTHONPATH=<another checkout> to profile that tree's model."""
+    from torch.profiler import ProfilerActivity, profile
+
+    B, T, H, W = dit_shapes(quick, xs_only=True)[0][2]
+    step = in_bf16(tenku_step(preset("world-xs").dit, B, T, H, W, compiled=True)[0])
+    for _ in range(3):  # compile and warm up
+        step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(3):
+            step()
+    print(f"\nProfile of 3 compiled bf16 world-xs training steps (batch {B} x {T} x {H} x {W} latents), by self CPU time")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12, max_name_column_width=60))
+
+
 def attention_table(quick: bool):
     """Attention forward+backward at the DiT's head size (64), scaled_dot_product_attention (the CPU flash kernel)
     against plain matmuls and a softmax, by sequence length; about the same FLOPs per row (fewer heads x batch as
@@ -333,10 +350,14 @@ def main():
     ap.add_argument("--no-compile", action="store_true", help="eager only (compiling takes minutes on a CPU)")
     ap.add_argument("--no-bf16", action="store_true", help="fp32 only (no bf16 autocast rows)")
     ap.add_argument("--xs-only", action="store_true", help="the DiT table at the default recipe's shape alone")
+    ap.add_argument("--profile", action="store_true",
+                    help="only the torch.profiler table of the default recipe's compiled bf16 training step")
     ap.add_argument("--autotune", action="store_true",
                     help="DiT table: also Tenku compiled with mode max-autotune-no-cudagraphs, in bf16")
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    if args.profile:
+        return profile_table(args.quick)
     if args.only in (None, "dit"):
         dit_table(args.quick, not args.no_compile, not args.no_bf16, args.xs_only, args.autotune)
     if args.only in (None, "optim"):
